@@ -1,0 +1,791 @@
+//! Semantic validation of a `WebtoonStack`. It enforces the same rules as the CRD
+//! schema (patterns, ranges, CEL rules) so that `validate`, the controller and the API
+//! server agree, and every message names the field and says how to fix it.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::patterns;
+use super::quantity::{nginx_size_bytes, quantity_bytes};
+use super::spec::*;
+
+/// One problem in a stack, located by its field path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    /// Path of the offending field, such as `spec.hosts[1]`.
+    pub path: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// A stack that passed validation, with the facts render needs resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidatedStack {
+    /// Stack name; children are named `<name>-<component>`.
+    pub name: String,
+    /// Namespace of the stack and all its children.
+    pub namespace: String,
+    /// UID of the stack object in the cluster, for owner references; `None` offline.
+    pub uid: Option<String>,
+    /// The spec, with defaults applied.
+    pub spec: WebtoonStackSpec,
+}
+
+/// Checks a stack and returns it validated, or every problem found.
+pub fn validate(stack: &WebtoonStack) -> Result<ValidatedStack, Vec<FieldError>> {
+    let mut v = Checker::default();
+    let name = stack.metadata.name.clone().unwrap_or_default();
+    v.stack_name(&name);
+    v.spec(&stack.spec);
+    if v.errors.is_empty() {
+        Ok(ValidatedStack {
+            name,
+            namespace: stack
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_string()),
+            uid: stack.metadata.uid.clone(),
+            spec: stack.spec.clone(),
+        })
+    } else {
+        Err(v.errors)
+    }
+}
+
+/// Paths of fields present in `raw` that the typed spec does not know, such as
+/// misspelt keys. `typed` is the typed value serialized back to JSON.
+pub fn unknown_fields(raw: &serde_json::Value, typed: &serde_json::Value) -> Vec<String> {
+    let mut found = Vec::new();
+    collect_unknown(raw, typed, "", &mut found);
+    found
+}
+
+fn collect_unknown(
+    raw: &serde_json::Value,
+    typed: &serde_json::Value,
+    path: &str,
+    found: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    match (raw, typed) {
+        (Value::Object(r), Value::Object(t)) => {
+            for (key, value) in r {
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                match t.get(key) {
+                    Some(tv) => collect_unknown(value, tv, &child, found),
+                    None => found.push(child),
+                }
+            }
+        }
+        (Value::Array(r), Value::Array(t)) => {
+            for (i, (rv, tv)) in r.iter().zip(t).enumerate() {
+                collect_unknown(rv, tv, &format!("{path}[{i}]"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn regex(pattern: &str) -> Regex {
+    // The patterns are constants of this crate, compiled in a unit test as well.
+    Regex::new(pattern).unwrap_or_else(|e| panic!("invalid built-in pattern {pattern}: {e}"))
+}
+
+static HOST: LazyLock<Regex> = LazyLock::new(|| regex(patterns::HOST));
+static CIDR: LazyLock<Regex> = LazyLock::new(|| regex(patterns::CIDR));
+static URL_PATH: LazyLock<Regex> = LazyLock::new(|| regex(patterns::URL_PATH));
+static FS_PATH: LazyLock<Regex> = LazyLock::new(|| regex(patterns::FS_PATH));
+static NGINX_SIZE: LazyLock<Regex> = LazyLock::new(|| regex(patterns::NGINX_SIZE));
+static NGINX_TIME: LazyLock<Regex> = LazyLock::new(|| regex(patterns::NGINX_TIME));
+static QUANTITY: LazyLock<Regex> = LazyLock::new(|| regex(patterns::QUANTITY));
+static DNS_LABEL: LazyLock<Regex> = LazyLock::new(|| regex(patterns::DNS_LABEL));
+static DNS_SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| regex(patterns::DNS_SUBDOMAIN));
+static IMAGE: LazyLock<Regex> = LazyLock::new(|| regex(patterns::IMAGE));
+static CRON: LazyLock<Regex> = LazyLock::new(|| regex(patterns::CRON));
+static SQL_IDENTIFIER: LazyLock<Regex> = LazyLock::new(|| regex(patterns::SQL_IDENTIFIER));
+static BACKUP_NAME: LazyLock<Regex> = LazyLock::new(|| regex(patterns::BACKUP_NAME));
+static RFC3339: LazyLock<Regex> = LazyLock::new(|| regex(patterns::RFC3339));
+static NETWORK_HOST: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$"));
+static STACK_NAME: LazyLock<Regex> = LazyLock::new(|| regex(r"^[a-z]([-a-z0-9]*[a-z0-9])?$"));
+static TIME_ZONE: LazyLock<Regex> = LazyLock::new(|| regex(r"^[A-Za-z][A-Za-z0-9_+/-]*$"));
+
+/// Whether `value` is a network in CIDR notation with a prefix that fits its family,
+/// the same test as the CEL `isCIDR` function.
+pub fn is_cidr(value: &str) -> bool {
+    let Some((address, prefix)) = value.split_once('/') else {
+        return false;
+    };
+    let Ok(address) = address.parse::<IpAddr>() else {
+        return false;
+    };
+    if prefix.is_empty() || prefix.len() > 3 || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let Ok(prefix) = prefix.parse::<u8>() else {
+        return false;
+    };
+    match address {
+        IpAddr::V4(_) => prefix <= 32,
+        IpAddr::V6(_) => prefix <= 128,
+    }
+}
+
+/// Collects errors while walking a spec.
+#[derive(Default)]
+struct Checker {
+    errors: Vec<FieldError>,
+}
+
+impl Checker {
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn pattern(&mut self, path: &str, value: &str, re: &Regex, max_len: usize, what: &str) {
+        if value.len() > max_len {
+            self.error(
+                path,
+                format!(
+                    "is {} characters long; the limit is {max_len}: shorten it",
+                    value.len()
+                ),
+            );
+        } else if !re.is_match(value) {
+            self.error(path, format!("{value:?} is not {what}"));
+        }
+    }
+
+    fn range(&mut self, path: &str, value: i64, min: i64, max: i64) {
+        if value < min || value > max {
+            self.error(
+                path,
+                format!("is {value}; it must be between {min} and {max}"),
+            );
+        }
+    }
+
+    fn stack_name(&mut self, name: &str) {
+        if name.len() > MAX_STACK_NAME_LEN || !STACK_NAME.is_match(name) {
+            self.error(
+                "metadata.name",
+                format!(
+                    "{name:?} must be at most {MAX_STACK_NAME_LEN} lower-case letters, digits and dashes, starting with a letter, so that every child name stays a valid DNS label: choose a shorter or simpler name"
+                ),
+            );
+        }
+    }
+
+    fn spec(&mut self, spec: &WebtoonStackSpec) {
+        self.hosts(&spec.hosts);
+        if let Some(tls) = &spec.tls {
+            self.pattern(
+                "spec.tls.secretName",
+                &tls.secret_name,
+                &DNS_SUBDOMAIN,
+                253,
+                "a Secret name: use the name of a kubernetes.io/tls Secret in this namespace",
+            );
+            self.range(
+                "spec.tls.hstsMaxAgeSeconds",
+                tls.hsts_max_age_seconds.into(),
+                0,
+                63_072_000,
+            );
+        }
+        self.proxy(&spec.proxy);
+        self.was(&spec.was);
+        self.single_points_of_failure(spec);
+        self.database(&spec.database);
+        self.cache(&spec.cache);
+        self.storage(&spec.storage);
+        self.cidrs(
+            "spec.network.ingressFromCIDRs",
+            &spec.network.ingress_from_cidrs,
+            "0.0.0.0/0",
+        );
+        if spec.network.ingress_from_cidrs.is_empty() {
+            self.error(
+                "spec.network.ingressFromCIDRs",
+                "is empty, so no client could reach the site: list client networks, such as 0.0.0.0/0",
+            );
+        }
+        self.schedules(spec);
+    }
+
+    fn hosts(&mut self, hosts: &[String]) {
+        if hosts.is_empty() || hosts.len() > 32 {
+            self.error(
+                "spec.hosts",
+                format!(
+                    "has {} entries; list between 1 and 32 host names",
+                    hosts.len()
+                ),
+            );
+        }
+        let mut seen = BTreeSet::new();
+        for (i, host) in hosts.iter().enumerate() {
+            let path = format!("spec.hosts[{i}]");
+            self.pattern(
+                &path,
+                host,
+                &HOST,
+                253,
+                "a valid host name: use lower-case DNS names such as www.example.com or *.example.com",
+            );
+            if !seen.insert(host) {
+                self.error(
+                    path,
+                    format!("{host:?} is listed twice: remove the duplicate"),
+                );
+            }
+        }
+    }
+
+    fn image(&mut self, path: &str, image: &str) {
+        self.pattern(
+            path,
+            image,
+            &IMAGE,
+            512,
+            "an image reference with a tag or digest: write it as repository:tag, such as nginx:1.28.0",
+        );
+        if image.ends_with(":latest") {
+            self.error(
+                path,
+                "image tags must be pinned: replace :latest with a version tag or a digest",
+            );
+        }
+    }
+
+    fn cidrs(&mut self, path: &str, cidrs: &[String], example: &str) {
+        if cidrs.len() > 64 {
+            self.error(
+                path,
+                format!("has {} entries; the limit is 64", cidrs.len()),
+            );
+        }
+        for (i, cidr) in cidrs.iter().enumerate() {
+            if !CIDR.is_match(cidr) || !is_cidr(cidr) {
+                self.error(
+                    format!("{path}[{i}]"),
+                    format!("{cidr:?} is not a network in CIDR notation: write it like {example}"),
+                );
+            }
+        }
+    }
+
+    fn autoscaling(&mut self, path: &str, autoscaling: &AutoscalingSpec) {
+        self.range(
+            &format!("{path}.minReplicas"),
+            autoscaling.min_replicas.into(),
+            1,
+            1000,
+        );
+        self.range(
+            &format!("{path}.maxReplicas"),
+            autoscaling.max_replicas.into(),
+            1,
+            1000,
+        );
+        self.range(
+            &format!("{path}.targetCPUUtilization"),
+            autoscaling.target_cpu_utilization.into(),
+            10,
+            100,
+        );
+        if autoscaling.min_replicas > autoscaling.max_replicas {
+            self.error(
+                format!("{path}.minReplicas"),
+                format!(
+                    "({}) must not exceed {path}.maxReplicas ({}): lower minReplicas or raise maxReplicas",
+                    autoscaling.min_replicas, autoscaling.max_replicas
+                ),
+            );
+        }
+    }
+
+    fn quantity(&mut self, path: &str, value: &str, example: &str) {
+        if !QUANTITY.is_match(value) || quantity_bytes(value).is_none() {
+            self.error(
+                path,
+                format!(
+                    "{value:?} is not a size: write a whole number with a unit, such as {example}"
+                ),
+            );
+        }
+    }
+
+    fn proxy(&mut self, proxy: &ProxySpec) {
+        self.image("spec.proxy.image", &proxy.image);
+        self.range("spec.proxy.replicas", proxy.replicas.into(), 1, 1000);
+        if let Some(autoscaling) = &proxy.autoscaling {
+            self.autoscaling("spec.proxy.autoscaling", autoscaling);
+        }
+        self.quantity("spec.proxy.cache.size", &proxy.cache.size, "512Mi");
+        if !NGINX_TIME.is_match(&proxy.cache.static_max_age) {
+            self.error(
+                "spec.proxy.cache.staticMaxAge",
+                format!(
+                    "{:?} is not a duration: write a number with a unit s, m, h, d, w, M or y, such as 7d",
+                    proxy.cache.static_max_age
+                ),
+            );
+        }
+        self.range(
+            "spec.proxy.rateLimit.requestsPerSecond",
+            proxy.rate_limit.requests_per_second.into(),
+            1,
+            100_000,
+        );
+        self.range(
+            "spec.proxy.rateLimit.burst",
+            proxy.rate_limit.burst.into(),
+            0,
+            100_000,
+        );
+        if proxy.admin.paths.len() > 32 {
+            self.error("spec.proxy.admin.paths", "has more than 32 entries");
+        }
+        for (i, path) in proxy.admin.paths.iter().enumerate() {
+            self.url_path(&format!("spec.proxy.admin.paths[{i}]"), path, "/admin");
+        }
+        self.cidrs(
+            "spec.proxy.admin.allowCIDRs",
+            &proxy.admin.allow_cidrs,
+            "10.0.12.0/24",
+        );
+        self.cidrs(
+            "spec.proxy.trustedProxyCIDRs",
+            &proxy.trusted_proxy_cidrs,
+            "10.0.0.0/8",
+        );
+        if !NGINX_SIZE.is_match(&proxy.client_max_body_size)
+            || nginx_size_bytes(&proxy.client_max_body_size).is_none()
+        {
+            self.error(
+                "spec.proxy.clientMaxBodySize",
+                format!(
+                    "{:?} is not an nginx size: write a number with an optional k, m or g suffix, such as 20m",
+                    proxy.client_max_body_size
+                ),
+            );
+        }
+        self.pattern(
+            "spec.proxy.resolver",
+            &proxy.resolver,
+            &DNS_SUBDOMAIN,
+            253,
+            "a DNS name: use the cluster DNS Service, such as kube-dns.kube-system.svc.cluster.local",
+        );
+    }
+
+    fn url_path(&mut self, path: &str, value: &str, example: &str) {
+        self.pattern(
+            path,
+            value,
+            &URL_PATH,
+            256,
+            &format!(
+                "a URL path: start with / and use only letters, digits and . _ ~ - /, such as {example}"
+            ),
+        );
+    }
+
+    fn fs_path(&mut self, path: &str, value: &str, example: &str) {
+        self.pattern(
+            path,
+            value,
+            &FS_PATH,
+            256,
+            &format!(
+                "an absolute path: start with / and use only letters, digits and . _ - /, such as {example}"
+            ),
+        );
+    }
+
+    fn was(&mut self, was: &WasSpec) {
+        self.image("spec.was.image", &was.image);
+        self.range("spec.was.port", was.port.into(), 1024, 65535);
+        self.fs_path("spec.was.fastcgiRoot", &was.fastcgi_root, "/var/www/html");
+        self.range("spec.was.replicas", was.replicas.into(), 1, 1000);
+        if let Some(autoscaling) = &was.autoscaling {
+            self.autoscaling("spec.was.autoscaling", autoscaling);
+        }
+        self.url_path("spec.was.healthPath", &was.health_path, "/healthz");
+        if was.env.len() > 128 {
+            self.error("spec.was.env", "has more than 128 entries");
+        }
+        for (i, env) in was.env.iter().enumerate() {
+            if env.name.starts_with("WEBTOON_") {
+                self.error(
+                    format!("spec.was.env[{i}].name"),
+                    format!(
+                        "{:?}: names starting with WEBTOON_ are set by the operator: rename the variable",
+                        env.name
+                    ),
+                );
+            }
+        }
+        self.range(
+            "spec.was.rollout.progressDeadlineSeconds",
+            was.rollout.progress_deadline_seconds.into(),
+            30,
+            3600,
+        );
+    }
+
+    fn single_points_of_failure(&mut self, spec: &WebtoonStackSpec) {
+        if spec.accept_single_point_of_failure {
+            return;
+        }
+        for (tier, replicas, autoscaling) in [
+            ("proxy", spec.proxy.replicas, &spec.proxy.autoscaling),
+            ("was", spec.was.replicas, &spec.was.autoscaling),
+        ] {
+            if replicas < 2 {
+                self.error(
+                    format!("spec.{tier}.replicas"),
+                    format!(
+                        "is {replicas}; at least 2 are needed so that one failing pod cannot take the site down: raise it, or set spec.acceptSinglePointOfFailure: true"
+                    ),
+                );
+            }
+            if let Some(a) = autoscaling
+                && a.min_replicas < 2
+            {
+                self.error(
+                    format!("spec.{tier}.autoscaling.minReplicas"),
+                    format!(
+                        "is {}; at least 2 are needed so that one failing pod cannot take the site down: raise it, or set spec.acceptSinglePointOfFailure: true",
+                        a.min_replicas
+                    ),
+                );
+            }
+        }
+    }
+
+    fn volume(&mut self, path: &str, volume: &VolumeSpec, example: &str) {
+        self.quantity(&format!("{path}.size"), &volume.size, example);
+        if let Some(class) = &volume.storage_class_name {
+            self.pattern(
+                &format!("{path}.storageClassName"),
+                class,
+                &DNS_SUBDOMAIN,
+                253,
+                "a StorageClass name",
+            );
+        }
+    }
+
+    fn external(&mut self, path: &str, mode: ServiceMode, external: Option<&ExternalServiceSpec>) {
+        match (mode, external) {
+            (ServiceMode::External, None) => self.error(
+                format!("{path}.external"),
+                format!("is required when {path}.mode is external: give host, port and secretName"),
+            ),
+            (ServiceMode::Embedded, Some(_)) => self.error(
+                format!("{path}.external"),
+                format!(
+                    "is allowed only when {path}.mode is external: remove it or set mode: external"
+                ),
+            ),
+            (_, Some(e)) => {
+                self.pattern(
+                    &format!("{path}.external.host"),
+                    &e.host,
+                    &NETWORK_HOST,
+                    253,
+                    "a host name or IP address",
+                );
+                self.range(&format!("{path}.external.port"), e.port.into(), 1, 65535);
+                self.pattern(
+                    &format!("{path}.external.secretName"),
+                    &e.secret_name,
+                    &DNS_SUBDOMAIN,
+                    253,
+                    "a Secret name",
+                );
+            }
+            (ServiceMode::Embedded, None) => {}
+        }
+    }
+
+    fn database(&mut self, db: &DatabaseSpec) {
+        self.external("spec.database", db.mode, db.external.as_ref());
+        self.image("spec.database.image", &db.image);
+        for (path, value) in [
+            ("spec.database.name", &db.name),
+            ("spec.database.user", &db.user),
+        ] {
+            self.pattern(
+                path,
+                value,
+                &SQL_IDENTIFIER,
+                32,
+                "a MariaDB identifier: start with a letter, then letters, digits or _",
+            );
+        }
+        self.volume("spec.database.storage", &db.storage, "20Gi");
+        self.range(
+            "spec.database.maxConnections",
+            db.max_connections.into(),
+            10,
+            10_000,
+        );
+        if let Some(backup) = &db.backup {
+            self.pattern(
+                "spec.database.backup.schedule",
+                &backup.schedule,
+                &CRON,
+                128,
+                "a five-field cron schedule, such as \"0 3 * * *\"",
+            );
+            self.pattern(
+                "spec.database.backup.timeZone",
+                &backup.time_zone,
+                &TIME_ZONE,
+                64,
+                "an IANA time zone, such as Asia/Seoul",
+            );
+            self.range("spec.database.backup.keep", backup.keep.into(), 1, 365);
+            self.volume("spec.database.backup.storage", &backup.storage, "50Gi");
+        }
+        if let Some(restore) = &db.restore {
+            self.pattern(
+                "spec.database.restore.from",
+                &restore.from,
+                &BACKUP_NAME,
+                140,
+                "latest or a backup file name ending in .sql.gz",
+            );
+            if let Some(claim) = &restore.claim_name {
+                self.pattern(
+                    "spec.database.restore.claimName",
+                    claim,
+                    &DNS_SUBDOMAIN,
+                    253,
+                    "a PersistentVolumeClaim name",
+                );
+            }
+        }
+    }
+
+    fn cache(&mut self, cache: &CacheSpec) {
+        self.external("spec.cache", cache.mode, cache.external.as_ref());
+        self.image("spec.cache.image", &cache.image);
+        self.quantity("spec.cache.maxMemory", &cache.max_memory, "256Mi");
+        if let Some(volume) = &cache.persistence {
+            self.volume("spec.cache.persistence", volume, "1Gi");
+        }
+        let limit = cache
+            .resources
+            .limits
+            .as_ref()
+            .and_then(|l| l.get("memory"))
+            .and_then(|q| quantity_bytes(&q.0));
+        if let (Some(limit), Some(max)) = (limit, quantity_bytes(&cache.max_memory))
+            && max > limit
+        {
+            self.error(
+                "spec.cache.maxMemory",
+                format!(
+                    "({}) exceeds the memory limit in spec.cache.resources.limits.memory, so Redis would be killed before it evicts: lower maxMemory or raise the limit",
+                    cache.max_memory
+                ),
+            );
+        }
+    }
+
+    fn storage(&mut self, storage: &StorageSpec) {
+        self.quantity("spec.storage.size", &storage.size, "100Gi");
+        if let Some(class) = &storage.storage_class_name {
+            self.pattern(
+                "spec.storage.storageClassName",
+                class,
+                &DNS_SUBDOMAIN,
+                253,
+                "a StorageClass name",
+            );
+        }
+        if let Some(claim) = &storage.existing_claim {
+            self.pattern(
+                "spec.storage.existingClaim",
+                claim,
+                &DNS_SUBDOMAIN,
+                253,
+                "a PersistentVolumeClaim name",
+            );
+        }
+        if let Some(nfs) = &storage.nfs {
+            self.pattern(
+                "spec.storage.nfs.server",
+                &nfs.server,
+                &NETWORK_HOST,
+                253,
+                "a host name or IP address",
+            );
+            self.fs_path("spec.storage.nfs.path", &nfs.path, "/exports/webtoon");
+        }
+        if storage.existing_claim.is_some() && storage.nfs.is_some() {
+            self.error(
+                "spec.storage",
+                "takes either existingClaim or nfs, not both: remove one",
+            );
+        }
+        self.fs_path(
+            "spec.storage.mountPath",
+            &storage.mount_path,
+            "/var/www/images",
+        );
+        self.url_path("spec.storage.urlPath", &storage.url_path, "/images");
+        if storage.url_path == "/" {
+            self.error(
+                "spec.storage.urlPath",
+                "must not be / because it would hide the whole site: use a prefix such as /images",
+            );
+        }
+    }
+
+    fn schedules(&mut self, spec: &WebtoonStackSpec) {
+        let mut names = BTreeSet::new();
+        for (i, schedule) in spec.scaling.schedules.iter().enumerate() {
+            let path = format!("spec.scaling.schedules[{i}]");
+            self.pattern(
+                &format!("{path}.name"),
+                &schedule.name,
+                &DNS_LABEL,
+                63,
+                "a lower-case name of letters, digits and dashes",
+            );
+            if !names.insert(&schedule.name) {
+                self.error(
+                    format!("{path}.name"),
+                    format!(
+                        "{:?} is used twice: give each schedule its own name",
+                        schedule.name
+                    ),
+                );
+            }
+            let start = self.timestamp(&format!("{path}.start"), &schedule.start);
+            let end = self.timestamp(&format!("{path}.end"), &schedule.end);
+            if let (Some(start), Some(end)) = (start, end)
+                && end <= start
+            {
+                self.error(
+                    format!("{path}.end"),
+                    "must be after start: swap or correct the times",
+                );
+            }
+            for (tier, floor, autoscaling) in [
+                ("was", &schedule.was, &spec.was.autoscaling),
+                ("proxy", &schedule.proxy, &spec.proxy.autoscaling),
+            ] {
+                let Some(floor) = floor else { continue };
+                self.range(
+                    &format!("{path}.{tier}.minReplicas"),
+                    floor.min_replicas.into(),
+                    1,
+                    1000,
+                );
+                if let Some(a) = autoscaling
+                    && floor.min_replicas > a.max_replicas
+                {
+                    self.error(
+                        format!("{path}.{tier}.minReplicas"),
+                        format!(
+                            "({}) must not exceed spec.{tier}.autoscaling.maxReplicas ({}): raise maxReplicas or lower the schedule's floor",
+                            floor.min_replicas, a.max_replicas
+                        ),
+                    );
+                }
+            }
+        }
+        if spec.scaling.schedules.len() > 32 {
+            self.error("spec.scaling.schedules", "has more than 32 entries");
+        }
+    }
+
+    fn timestamp(&mut self, path: &str, value: &str) -> Option<jiff::Timestamp> {
+        let parsed = if RFC3339.is_match(value) {
+            value.parse::<jiff::Timestamp>().ok()
+        } else {
+            None
+        };
+        if parsed.is_none() {
+            self.error(
+                path,
+                format!(
+                    "{value:?} is not an RFC 3339 time: write it like 2026-12-01T09:00:00+09:00"
+                ),
+            );
+        }
+        parsed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_pattern_compiles() {
+        for p in [
+            patterns::HOST,
+            patterns::CIDR,
+            patterns::URL_PATH,
+            patterns::FS_PATH,
+            patterns::NGINX_SIZE,
+            patterns::NGINX_TIME,
+            patterns::QUANTITY,
+            patterns::DNS_LABEL,
+            patterns::DNS_SUBDOMAIN,
+            patterns::IMAGE,
+            patterns::CRON,
+            patterns::SQL_IDENTIFIER,
+            patterns::BACKUP_NAME,
+            patterns::RFC3339,
+        ] {
+            assert!(Regex::new(p).is_ok(), "{p}");
+        }
+    }
+
+    #[test]
+    fn cidr_parsing_matches_cel_is_cidr() {
+        assert!(is_cidr("10.0.0.0/8"));
+        assert!(is_cidr("0.0.0.0/0"));
+        assert!(is_cidr("127.0.0.1/32"));
+        assert!(is_cidr("fd00::/8"));
+        assert!(!is_cidr("10.0.0.0/33"));
+        assert!(!is_cidr("10.0.0.0"));
+        assert!(!is_cidr("10.0.0/8"));
+        assert!(!is_cidr("fd00::/129"));
+        assert!(!is_cidr("10.0.0.0/+8"));
+        assert!(!is_cidr("10.0.0.0/8; allow all"));
+    }
+
+    #[test]
+    fn unknown_fields_are_reported_with_their_path() {
+        let raw = serde_json::json!({"a": 1, "b": {"c": 2, "typo": 3}, "l": [{"x": 1, "y": 2}]});
+        let typed = serde_json::json!({"a": 1, "b": {"c": 2}, "l": [{"x": 1}]});
+        assert_eq!(unknown_fields(&raw, &typed), vec!["b.typo", "l[0].y"]);
+    }
+}

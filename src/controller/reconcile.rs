@@ -1,0 +1,223 @@
+//! One reconcile of one stack: observe -> validate -> ensure credentials -> render ->
+//! apply -> prune -> status. Only the observe, apply, prune and status steps touch
+//! the API; the middle is the pure validate and render that `render` also runs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use super::Context;
+use super::status::{self, ObservedChildren, condition, is_true};
+use super::{apply, credentials, prune};
+use crate::api::{ServiceMode, ValidatedStack, WebtoonStack, WebtoonStackStatus, validate};
+use crate::render::meta::{MANAGER, child_name};
+use crate::render::storage::images_claim_name;
+use crate::render::{Observed, render};
+use crate::{Error, Result};
+
+/// How often a settled stack is looked at again without any change.
+pub const RESYNC: Duration = Duration::from_secs(300);
+
+/// Reconciles one stack; see the module documentation for the steps.
+pub async fn reconcile(stack: Arc<WebtoonStack>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile_started();
+    let now = (ctx.clock)();
+    let key = format!(
+        "{}/{}",
+        stack.namespace().unwrap_or_default(),
+        stack.name_any()
+    );
+    let previous = stack.status.as_ref();
+
+    let validated = match validate(&stack) {
+        Ok(v) => v,
+        Err(errors) => {
+            let message = Error::InvalidSpec(errors).to_string();
+            let status = status::invalid(stack.metadata.generation, &message, previous, Time(now));
+            let was_invalid = previous
+                .and_then(|p| p.conditions.iter().find(|c| c.type_ == condition::STALLED))
+                .is_some_and(|c| c.reason == "InvalidSpec" && c.message == message);
+            if !was_invalid {
+                publish(&ctx, &stack, EventType::Warning, "InvalidSpec", &message).await;
+            }
+            patch_status(&ctx, &stack, previous, status).await?;
+            ctx.metrics.set_ready(&key, Some(false));
+            return Ok(Action::await_change());
+        }
+    };
+
+    if let Err(error) = converge(&ctx, &validated, now).await {
+        let status = status::retrying(
+            stack.metadata.generation,
+            &error.to_string(),
+            previous,
+            Time(now),
+        );
+        if let Err(status_error) = patch_status(&ctx, &stack, previous, status).await {
+            tracing::warn!(error = %status_error, "cannot record the failure in status");
+        }
+        return Err(error);
+    }
+
+    let children_status = observe(&ctx, &validated).await?;
+    let status = status::compute(
+        &validated,
+        stack.metadata.generation,
+        &children_status,
+        previous,
+        Time(now),
+    );
+    let ready = is_true(Some(&status), condition::READY);
+    if previous.is_none() {
+        publish(
+            &ctx,
+            &stack,
+            EventType::Normal,
+            "Created",
+            "the stack's children were created",
+        )
+        .await;
+    } else if ready && !is_true(previous, condition::READY) {
+        publish(
+            &ctx,
+            &stack,
+            EventType::Normal,
+            "Recovered",
+            "every tier is serving",
+        )
+        .await;
+    } else if !ready && is_true(previous, condition::READY) {
+        let message = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == condition::READY)
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        publish(&ctx, &stack, EventType::Warning, "Degraded", &message).await;
+    }
+    patch_status(&ctx, &stack, previous, status).await?;
+    ctx.metrics.set_ready(&key, Some(ready));
+    Ok(Action::requeue(next_wakeup(&validated, now)))
+}
+
+/// Makes the cluster match the spec: credentials, render, apply, prune.
+async fn converge(ctx: &Context, stack: &ValidatedStack, now: jiff::Timestamp) -> Result<()> {
+    let credentials = credentials::ensure(&ctx.client, stack).await?;
+    let observed = Observed {
+        credentials: Some(credentials),
+        now: Some(now),
+    };
+    let children = render(stack, &observed);
+    let written = apply::apply_all(&ctx.client, &stack.namespace, &children).await?;
+    let deleted = prune::prune(&ctx.client, stack, &children).await?;
+    ctx.metrics.wrote(written + deleted);
+    Ok(())
+}
+
+/// The time until the next schedule boundary, or the resync period.
+pub fn next_wakeup(stack: &ValidatedStack, now: jiff::Timestamp) -> Duration {
+    stack
+        .spec
+        .scaling
+        .schedules
+        .iter()
+        .flat_map(|s| {
+            [
+                s.start.parse::<jiff::Timestamp>(),
+                s.end.parse::<jiff::Timestamp>(),
+            ]
+        })
+        .filter_map(std::result::Result::ok)
+        .filter(|t| *t > now)
+        .filter_map(|t| Duration::try_from(t.duration_since(now)).ok())
+        .map(|d| d + Duration::from_secs(1))
+        .min()
+        .map_or(RESYNC, |d| d.min(RESYNC))
+}
+
+async fn get_opt<K>(ctx: &Context, namespace: &str, name: &str) -> Result<Option<K>>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + DeserializeOwned,
+{
+    Api::<K>::namespaced(ctx.client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .map_err(|e| Error::kube("read", K::kind(&()), name, e))
+}
+
+async fn observe(ctx: &Context, stack: &ValidatedStack) -> Result<ObservedChildren> {
+    let ns = &stack.namespace;
+    let embedded = |mode| mode == ServiceMode::Embedded;
+    Ok(ObservedChildren {
+        proxy: get_opt::<Deployment>(ctx, ns, &child_name(stack, "proxy")).await?,
+        was: get_opt::<Deployment>(ctx, ns, &child_name(stack, "was")).await?,
+        database: if embedded(stack.spec.database.mode) {
+            get_opt::<StatefulSet>(ctx, ns, &child_name(stack, "database")).await?
+        } else {
+            None
+        },
+        cache: if embedded(stack.spec.cache.mode) {
+            get_opt::<StatefulSet>(ctx, ns, &child_name(stack, "cache")).await?
+        } else {
+            None
+        },
+        images: get_opt::<PersistentVolumeClaim>(ctx, ns, &images_claim_name(stack)).await?,
+    })
+}
+
+async fn patch_status(
+    ctx: &Context,
+    stack: &WebtoonStack,
+    previous: Option<&WebtoonStackStatus>,
+    status: WebtoonStackStatus,
+) -> Result<()> {
+    if previous == Some(&status) {
+        return Ok(());
+    }
+    let name = stack.name_any();
+    let api: Api<WebtoonStack> =
+        Api::namespaced(ctx.client.clone(), &stack.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "apiVersion": "webtoon.io/v1alpha1",
+        "kind": "WebtoonStack",
+        "status": status,
+    });
+    api.patch_status(
+        &name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(|e| Error::kube("update status of", "WebtoonStack", &name, e))?;
+    Ok(())
+}
+
+/// Publishes an event on the stack. A failure to record an event never fails the
+/// reconcile: events are for people, the status is the record.
+async fn publish(ctx: &Context, stack: &WebtoonStack, type_: EventType, reason: &str, note: &str) {
+    let Some(recorder) = &ctx.recorder else {
+        return;
+    };
+    let reference: ObjectReference = stack.object_ref(&());
+    let event = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".to_string(),
+        secondary: None,
+    };
+    if let Err(error) = recorder.publish(&event, &reference).await {
+        tracing::warn!(%error, reason, "cannot publish event");
+    }
+}

@@ -1,0 +1,386 @@
+//! Status from what the children report: per-tier readiness, kstatus conditions
+//! (`Ready`, `Reconciling`, `Stalled`) and the URL. Pure: the controller passes in
+//! the observed children and the time, and patches the result only when it changed.
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::api::{ServiceMode, TierStatus, ValidatedStack, WebtoonStackStatus};
+use crate::render::scaling::{Tier, desired_replicas};
+use crate::render::was::env::public_url;
+
+/// Condition types, part of the API: never renamed.
+pub mod condition {
+    /// All tiers serve.
+    pub const READY: &str = "Ready";
+    /// The operator is still working towards the spec (kstatus).
+    pub const RECONCILING: &str = "Reconciling";
+    /// Progress stopped on an error that needs a person (kstatus).
+    pub const STALLED: &str = "Stalled";
+    /// The proxy tier serves.
+    pub const PROXY_READY: &str = "ProxyReady";
+    /// The WAS tier serves.
+    pub const WAS_READY: &str = "WasReady";
+    /// The database serves.
+    pub const DATABASE_READY: &str = "DatabaseReady";
+    /// The cache serves.
+    pub const CACHE_READY: &str = "CacheReady";
+    /// The image volume is bound.
+    pub const STORAGE_READY: &str = "StorageReady";
+}
+
+/// The children the status is computed from, as read from the cluster.
+#[derive(Clone, Debug, Default)]
+pub struct ObservedChildren {
+    /// The proxy Deployment.
+    pub proxy: Option<Deployment>,
+    /// The WAS Deployment.
+    pub was: Option<Deployment>,
+    /// The MariaDB StatefulSet.
+    pub database: Option<StatefulSet>,
+    /// The Redis StatefulSet.
+    pub cache: Option<StatefulSet>,
+    /// The image volume claim.
+    pub images: Option<PersistentVolumeClaim>,
+}
+
+/// One condition's verdict before timestamps are attached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Verdict {
+    type_: &'static str,
+    ok: bool,
+    reason: &'static str,
+    message: String,
+}
+
+fn verdict(type_: &'static str, ok: bool, reason: &'static str, message: String) -> Verdict {
+    Verdict {
+        type_,
+        ok,
+        reason,
+        message,
+    }
+}
+
+fn deployment_tier(
+    type_: &'static str,
+    label: &str,
+    deployment: Option<&Deployment>,
+    desired: i32,
+) -> (Verdict, TierStatus, bool) {
+    let status = deployment
+        .and_then(|d| d.status.clone())
+        .unwrap_or_default();
+    let ready = status.available_replicas.unwrap_or(0);
+    let failed = status.conditions.iter().flatten().any(|c| {
+        c.type_ == "Progressing"
+            && c.status == "False"
+            && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    });
+    let tier = TierStatus {
+        ready,
+        desired,
+        summary: format!("{ready}/{desired}"),
+    };
+    let v = match deployment {
+        None => verdict(
+            type_,
+            false,
+            "NotCreated",
+            format!("the {label} Deployment does not exist yet"),
+        ),
+        Some(_) if failed => verdict(
+            type_,
+            false,
+            "RolloutFailed",
+            format!("the {label} rollout exceeded its progress deadline"),
+        ),
+        Some(_) if ready >= desired && ready > 0 => verdict(
+            type_,
+            true,
+            "Available",
+            format!("{ready}/{desired} {label} replicas available"),
+        ),
+        Some(_) if ready == 0 => verdict(
+            type_,
+            false,
+            "Unavailable",
+            format!("no {label} replica is available ({ready}/{desired})"),
+        ),
+        Some(_) => verdict(
+            type_,
+            false,
+            "Degraded",
+            format!("{ready}/{desired} {label} replicas available"),
+        ),
+    };
+    (v, tier, failed)
+}
+
+fn stateful_tier(
+    type_: &'static str,
+    label: &str,
+    mode: ServiceMode,
+    set: Option<&StatefulSet>,
+) -> (Verdict, Option<TierStatus>) {
+    if mode == ServiceMode::External {
+        return (
+            verdict(type_, true, "External", format!("the {label} is external")),
+            None,
+        );
+    }
+    let ready = set
+        .and_then(|s| s.status.as_ref())
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
+    let tier = TierStatus {
+        ready,
+        desired: 1,
+        summary: format!("{ready}/1"),
+    };
+    let v = match set {
+        None => verdict(
+            type_,
+            false,
+            "NotCreated",
+            format!("the {label} StatefulSet does not exist yet"),
+        ),
+        Some(_) if ready >= 1 => verdict(type_, true, "Available", format!("the {label} is ready")),
+        Some(_) => verdict(
+            type_,
+            false,
+            "Unavailable",
+            format!("the {label} is not ready"),
+        ),
+    };
+    (v, Some(tier))
+}
+
+/// The status a stack should have, given its children; conditions whose verdict did
+/// not change keep their `lastTransitionTime`, so an unchanged stack yields an
+/// unchanged status and no write.
+pub fn compute(
+    stack: &ValidatedStack,
+    generation: Option<i64>,
+    observed: &ObservedChildren,
+    previous: Option<&WebtoonStackStatus>,
+    now: Time,
+) -> WebtoonStackStatus {
+    let spec = &stack.spec;
+    let (proxy_v, proxy_tier, proxy_failed) = deployment_tier(
+        condition::PROXY_READY,
+        "proxy",
+        observed.proxy.as_ref(),
+        desired_replicas(stack, Tier::Proxy, Some(now.0)),
+    );
+    let (was_v, was_tier, was_failed) = deployment_tier(
+        condition::WAS_READY,
+        "WAS",
+        observed.was.as_ref(),
+        desired_replicas(stack, Tier::Was, Some(now.0)),
+    );
+    let (db_v, db_tier) = stateful_tier(
+        condition::DATABASE_READY,
+        "database",
+        spec.database.mode,
+        observed.database.as_ref(),
+    );
+    let (cache_v, cache_tier) = stateful_tier(
+        condition::CACHE_READY,
+        "cache",
+        spec.cache.mode,
+        observed.cache.as_ref(),
+    );
+    let phase = observed
+        .images
+        .as_ref()
+        .and_then(|c| c.status.as_ref())
+        .and_then(|s| s.phase.clone());
+    let storage_v = match phase.as_deref() {
+        Some("Bound") => verdict(
+            condition::STORAGE_READY,
+            true,
+            "Bound",
+            "the image volume is bound".to_string(),
+        ),
+        Some(other) => verdict(
+            condition::STORAGE_READY,
+            false,
+            "NotBound",
+            format!("the image volume claim is {other}"),
+        ),
+        None => verdict(
+            condition::STORAGE_READY,
+            false,
+            "NotBound",
+            "the image volume claim is not bound yet".to_string(),
+        ),
+    };
+    let tiers = [proxy_v, was_v, db_v, cache_v, storage_v];
+    let not_ready: Vec<&str> = tiers.iter().filter(|v| !v.ok).map(|v| v.type_).collect();
+    let ready = not_ready.is_empty();
+    let stalled = proxy_failed || was_failed;
+    let ready_v = if ready {
+        verdict(
+            condition::READY,
+            true,
+            "Ready",
+            "every tier is serving".to_string(),
+        )
+    } else {
+        verdict(
+            condition::READY,
+            false,
+            "NotReady",
+            format!("waiting for {}", not_ready.join(", ")),
+        )
+    };
+    let reconciling_v = if ready || stalled {
+        verdict(
+            condition::RECONCILING,
+            false,
+            "Reconciled",
+            "the stack matches its spec".to_string(),
+        )
+    } else {
+        verdict(
+            condition::RECONCILING,
+            true,
+            "Progressing",
+            format!("waiting for {}", not_ready.join(", ")),
+        )
+    };
+    let stalled_v = if stalled {
+        verdict(
+            condition::STALLED,
+            true,
+            "Failed",
+            "a rollout exceeded its progress deadline".to_string(),
+        )
+    } else {
+        verdict(
+            condition::STALLED,
+            false,
+            "Progressing",
+            "no blocking error".to_string(),
+        )
+    };
+    let mut verdicts = vec![ready_v, reconciling_v, stalled_v];
+    verdicts.extend(tiers);
+    WebtoonStackStatus {
+        observed_generation: generation,
+        conditions: conditions(verdicts, generation, previous, &now),
+        proxy: Some(proxy_tier),
+        was: Some(was_tier),
+        database: db_tier,
+        cache: cache_tier,
+        url: Some(public_url(stack)),
+    }
+}
+
+/// The status of a stack whose spec breaks a rule: `Stalled` with reason
+/// `InvalidSpec` and the message `validate` gives; tier data is kept as it was.
+pub fn invalid(
+    generation: Option<i64>,
+    message: &str,
+    previous: Option<&WebtoonStackStatus>,
+    now: Time,
+) -> WebtoonStackStatus {
+    let verdicts = vec![
+        verdict(
+            condition::READY,
+            false,
+            "InvalidSpec",
+            "the spec is invalid; see Stalled".to_string(),
+        ),
+        verdict(
+            condition::RECONCILING,
+            false,
+            "InvalidSpec",
+            "waiting for a corrected spec".to_string(),
+        ),
+        verdict(condition::STALLED, true, "InvalidSpec", message.to_string()),
+    ];
+    let mut status = previous.cloned().unwrap_or_default();
+    let keep: Vec<Condition> = status
+        .conditions
+        .iter()
+        .filter(|c| {
+            ![condition::READY, condition::RECONCILING, condition::STALLED]
+                .contains(&c.type_.as_str())
+        })
+        .cloned()
+        .collect();
+    let mut conditions = conditions(verdicts, generation, previous, &now);
+    conditions.extend(keep);
+    status.conditions = conditions;
+    status.observed_generation = generation;
+    status
+}
+
+/// The previous status with `Reconciling` set to `True`, reason `Retrying` and the
+/// error's message: an API failure is visible on the stack while it is retried.
+pub fn retrying(
+    generation: Option<i64>,
+    message: &str,
+    previous: Option<&WebtoonStackStatus>,
+    now: Time,
+) -> WebtoonStackStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    let since = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == condition::RECONCILING && c.status == "True")
+        .map_or(now, |c| c.last_transition_time.clone());
+    status
+        .conditions
+        .retain(|c| c.type_ != condition::RECONCILING);
+    status.conditions.push(Condition {
+        type_: condition::RECONCILING.to_string(),
+        status: "True".to_string(),
+        reason: "Retrying".to_string(),
+        message: message.to_string(),
+        observed_generation: generation,
+        last_transition_time: since,
+    });
+    status
+}
+
+fn conditions(
+    verdicts: Vec<Verdict>,
+    generation: Option<i64>,
+    previous: Option<&WebtoonStackStatus>,
+    now: &Time,
+) -> Vec<Condition> {
+    verdicts
+        .into_iter()
+        .map(|v| {
+            let status = if v.ok { "True" } else { "False" };
+            let before = previous.and_then(|p| p.conditions.iter().find(|c| c.type_ == v.type_));
+            let last_transition_time = match before {
+                Some(b) if b.status == status => b.last_transition_time.clone(),
+                _ => now.clone(),
+            };
+            Condition {
+                type_: v.type_.to_string(),
+                status: status.to_string(),
+                reason: v.reason.to_string(),
+                message: v.message,
+                observed_generation: generation,
+                last_transition_time,
+            }
+        })
+        .collect()
+}
+
+/// Whether a condition of `status` is `True`.
+pub fn is_true(status: Option<&WebtoonStackStatus>, type_: &str) -> bool {
+    status
+        .map(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == type_ && c.status == "True")
+        })
+        .unwrap_or(false)
+}

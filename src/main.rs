@@ -1,0 +1,182 @@
+//! The `webtoon-operator` command line.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use webtoon_operator::api::crd_yaml;
+use webtoon_operator::manifest::{parse_stacks, render_yaml, validated};
+use webtoon_operator::render::Observed;
+use webtoon_operator::{Error, Result};
+
+/// Kubernetes operator for webtoon serving stacks.
+#[derive(Parser)]
+#[command(name = "webtoon-operator", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the WebtoonStack CustomResourceDefinition as YAML.
+    Crd,
+    /// Print every child object of the stacks in a file, offline, as YAML that
+    /// `kubectl apply -f -` accepts. The credentials Secret is left out: the operator
+    /// generates it in the cluster.
+    Render {
+        /// Manifest file with one or more WebtoonStacks; `-` reads standard input.
+        #[arg(short = 'f', long = "filename")]
+        file: String,
+        /// Namespace for stacks that name none.
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        /// Render as at this time (RFC 3339), to preview scaling schedules.
+        #[arg(long)]
+        at: Option<jiff::Timestamp>,
+    },
+    /// Check the stacks in a file against every rule of the API; exit 1 if any fails.
+    Validate {
+        /// Manifest file with one or more WebtoonStacks; `-` reads standard input.
+        #[arg(short = 'f', long = "filename")]
+        file: String,
+    },
+    /// Run the controller.
+    Run {
+        /// Watch only this namespace (the default is every namespace).
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Address of the /metrics, /healthz and /readyz server.
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        metrics_address: std::net::SocketAddr,
+        /// Log format: `text` for people, `json` for log pipelines.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+async fn run_controller(
+    namespace: Option<String>,
+    metrics_address: std::net::SocketAddr,
+) -> Result<()> {
+    let client = kube::Client::try_default().await.map_err(|e| Error::Io {
+        path: "kubeconfig or in-cluster service account".to_string(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let metrics = std::sync::Arc::new(webtoon_operator::metrics::Metrics::default());
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(webtoon_operator::metrics::serve(
+        metrics_address,
+        metrics.clone(),
+        async move {
+            let _ = server_stopped.await;
+        },
+    ));
+    tracing::info!(%metrics_address, namespace = namespace.as_deref().unwrap_or("*"), "webtoon-operator starting");
+    webtoon_operator::controller::run(client, namespace, metrics).await;
+    let _ = stop_server.send(());
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(source)) => {
+            return Err(Error::Io {
+                path: metrics_address.to_string(),
+                source,
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics server task ended abnormally"),
+    }
+    tracing::info!("webtoon-operator stopped");
+    Ok(())
+}
+
+fn read_source(file: &str) -> Result<String> {
+    let io_error = |source| Error::Io {
+        path: file.to_string(),
+        source,
+    };
+    if file == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(io_error)?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(file).map_err(io_error)
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Crd => {
+            let yaml = crd_yaml().map_err(|e| Error::Serialize {
+                what: "CustomResourceDefinition".to_string(),
+                message: e.to_string(),
+            })?;
+            print!("{yaml}");
+        }
+        Command::Render {
+            file,
+            namespace,
+            at,
+        } => {
+            let text = read_source(&file)?;
+            let observed = Observed {
+                credentials: None,
+                now: at,
+            };
+            for mut stack in parse_stacks(&file, &text)? {
+                if stack.metadata.namespace.is_none() {
+                    stack.metadata.namespace = namespace.clone();
+                }
+                print!("{}", render_yaml(&validated(&stack)?, &observed)?);
+            }
+        }
+        Command::Validate { file } => {
+            let text = read_source(&file)?;
+            for stack in parse_stacks(&file, &text)? {
+                let stack = validated(&stack)?;
+                println!("{}/{}: valid", stack.namespace, stack.name);
+            }
+        }
+        Command::Run {
+            namespace,
+            metrics_address,
+            log_format,
+        } => {
+            init_tracing(log_format);
+            let runtime = tokio::runtime::Runtime::new().map_err(|source| Error::Io {
+                path: "tokio runtime".to_string(),
+                source,
+            })?;
+            runtime.block_on(run_controller(namespace, metrics_address))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

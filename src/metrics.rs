@@ -1,0 +1,207 @@
+//! Prometheus metrics of the controller and its health endpoints, served over HTTP:
+//! `/metrics` (text format), `/healthz` (the process is alive) and `/readyz` (the
+//! controller is watching).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Label of the errors counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// Kind of failure, from [`crate::Error::metric_label`].
+    pub error: String,
+}
+
+/// Label of the stacks gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReadyLabels {
+    /// `true` or `false`.
+    pub ready: String,
+}
+
+/// Every metric the operator exports.
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Counter,
+    errors: Family<ErrorLabels, Counter>,
+    duration: Histogram,
+    writes: Counter,
+    stacks: Family<ReadyLabels, Gauge>,
+    readiness: Mutex<BTreeMap<String, bool>>,
+    watching: AtomicBool,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("webtoon");
+        let reconciles = Counter::default();
+        let errors = Family::<ErrorLabels, Counter>::default();
+        let duration = Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
+        let writes = Counter::default();
+        let stacks = Family::<ReadyLabels, Gauge>::default();
+        registry.register("reconciles", "Reconciles started", reconciles.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed, by kind of error",
+            errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time one reconcile took",
+            duration.clone(),
+        );
+        registry.register(
+            "child_writes",
+            "Objects the operator created, patched or deleted",
+            writes.clone(),
+        );
+        registry.register(
+            "stacks",
+            "WebtoonStacks by their Ready condition",
+            stacks.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            errors,
+            duration,
+            writes,
+            stacks,
+            readiness: Mutex::new(BTreeMap::new()),
+            watching: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Records a reconcile's duration when dropped, however the reconcile ends.
+pub struct ReconcileTimer<'a> {
+    start: Instant,
+    metrics: &'a Metrics,
+}
+
+impl Drop for ReconcileTimer<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .duration
+            .observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
+impl Metrics {
+    /// Counts a reconcile and times it until the returned guard drops.
+    pub fn reconcile_started(&self) -> ReconcileTimer<'_> {
+        self.reconciles.inc();
+        ReconcileTimer {
+            start: Instant::now(),
+            metrics: self,
+        }
+    }
+
+    /// Counts a failed reconcile.
+    pub fn reconcile_failed(&self, error: &crate::Error) {
+        self.errors
+            .get_or_create(&ErrorLabels {
+                error: error.metric_label().to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts objects written.
+    pub fn wrote(&self, count: usize) {
+        self.writes.inc_by(count as u64);
+    }
+
+    /// Records whether a stack is ready, or forgets it when `ready` is `None`.
+    pub fn set_ready(&self, stack: &str, ready: Option<bool>) {
+        let Ok(mut readiness) = self.readiness.lock() else {
+            return;
+        };
+        match ready {
+            Some(r) => readiness.insert(stack.to_string(), r),
+            None => readiness.remove(stack),
+        };
+        let ready_count = readiness.values().filter(|r| **r).count();
+        let total = readiness.len();
+        self.stacks
+            .get_or_create(&ReadyLabels {
+                ready: "true".into(),
+            })
+            .set(ready_count as i64);
+        self.stacks
+            .get_or_create(&ReadyLabels {
+                ready: "false".into(),
+            })
+            .set((total - ready_count) as i64);
+    }
+
+    /// Marks the controller as watching, for `/readyz`.
+    pub fn set_watching(&self, watching: bool) {
+        self.watching.store(watching, Ordering::SeqCst);
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+async fn metrics_handler(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.encode(),
+    )
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(metrics): State<Arc<Metrics>>) -> (StatusCode, &'static str) {
+    if metrics.watching.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not watching yet\n")
+    }
+}
+
+/// The HTTP routes of the metrics server.
+pub fn router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(metrics)
+}
+
+/// Serves the metrics routes on `address` until `shutdown` completes.
+pub async fn serve(
+    address: SocketAddr,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    axum::serve(listener, router(metrics))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,160 @@
+//! The Redis tier: a password-protected cache whose default user is disabled and
+//! whose application user cannot run dangerous commands.
+
+pub mod redis_conf;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, ExecAction, Probe, Service,
+    ServicePort, ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::Children;
+use super::credentials::{CACHE_PASSWORD_KEY, env_from_secret, secret_name};
+use super::meta::{Lifetime, child_name, object_meta, selector_labels};
+use super::security::{container_security_context, scratch_volume};
+use super::stateful::{self, DataTier};
+use crate::api::{ServiceMode, ValidatedStack};
+use redis_conf::{ACL_DIR, CONFIG_DIR, redis_conf, start_script};
+
+/// The Redis port.
+pub const PORT: i32 = 6379;
+/// The Redis user the WAS connects as.
+pub const APP_USER: &str = "webtoon";
+
+/// Name of the headless Service of the cache.
+pub fn service_name(stack: &ValidatedStack) -> String {
+    child_name(stack, "cache")
+}
+
+/// Host and port the WAS connects to: the external Redis, or the stack's own.
+pub fn address(stack: &ValidatedStack) -> (String, i32) {
+    match (&stack.spec.cache.mode, &stack.spec.cache.external) {
+        (ServiceMode::External, Some(external)) => (external.host.clone(), external.port),
+        _ => (
+            format!("{}.{}.svc", service_name(stack), stack.namespace),
+            PORT,
+        ),
+    }
+}
+
+fn ping_probe(period: i32, initial_delay: i32) -> Probe {
+    Probe {
+        exec: Some(ExecAction {
+            command: Some(vec![
+                "sh".to_string(),
+                "-c".to_string(),
+                format!(
+                    "redis-cli --no-auth-warning --user {APP_USER} --pass \"$REDIS_PASSWORD\" ping | grep -q PONG"
+                ),
+            ]),
+        }),
+        period_seconds: Some(period),
+        initial_delay_seconds: Some(initial_delay),
+        timeout_seconds: Some(3),
+        failure_threshold: Some(3),
+        ..Default::default()
+    }
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.to_string(),
+        mount_path: path.to_string(),
+        read_only: read_only.then_some(true),
+        ..Default::default()
+    }
+}
+
+/// Adds the cache objects to `children`; nothing in external mode.
+pub fn build(stack: &ValidatedStack, children: &mut Children) {
+    let spec = &stack.spec.cache;
+    if spec.mode == ServiceMode::External {
+        return;
+    }
+    let conf = redis_conf(spec);
+    let script = start_script(APP_USER);
+    let config_name = child_name(stack, "cache-config");
+    children.config_maps.push(ConfigMap {
+        metadata: object_meta(stack, config_name.clone(), "cache", Lifetime::WithStack),
+        data: Some(BTreeMap::from([
+            ("redis.conf".to_string(), conf.clone()),
+            ("start.sh".to_string(), script.clone()),
+        ])),
+        ..Default::default()
+    });
+    children.services.push(Service {
+        metadata: object_meta(stack, service_name(stack), "cache", Lifetime::WithStack),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".to_string()),
+            publish_not_ready_addresses: Some(false),
+            selector: Some(selector_labels(stack, "cache")),
+            ports: Some(vec![ServicePort {
+                name: Some("redis".to_string()),
+                port: PORT,
+                target_port: Some(IntOrString::String("redis".to_string())),
+                protocol: Some("TCP".to_string()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let container = Container {
+        name: "redis".to_string(),
+        image: Some(spec.image.clone()),
+        image_pull_policy: Some("IfNotPresent".to_string()),
+        command: Some(vec!["sh".to_string(), format!("{CONFIG_DIR}/start.sh")]),
+        ports: Some(vec![ContainerPort {
+            name: Some("redis".to_string()),
+            container_port: PORT,
+            protocol: Some("TCP".to_string()),
+            ..Default::default()
+        }]),
+        env: Some(vec![env_from_secret(
+            "REDIS_PASSWORD",
+            &secret_name(stack),
+            CACHE_PASSWORD_KEY,
+            false,
+        )]),
+        resources: Some(spec.resources.clone()),
+        readiness_probe: Some(ping_probe(5, 0)),
+        liveness_probe: Some(ping_probe(15, 10)),
+        security_context: Some(container_security_context(true)),
+        volume_mounts: Some(vec![
+            mount("config", CONFIG_DIR, true),
+            mount("acl", ACL_DIR, false),
+            mount("data", "/data", false),
+            mount("tmp", "/tmp", false),
+        ]),
+        ..Default::default()
+    };
+    let mut volumes = vec![
+        Volume {
+            name: "config".to_string(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config_name,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        scratch_volume("acl", "1Mi", true),
+        scratch_volume("tmp", "64Mi", false),
+    ];
+    if spec.persistence.is_none() {
+        volumes.push(scratch_volume("data", "64Mi", false));
+    }
+    children.stateful_sets.push(stateful::statefulset(
+        stack,
+        DataTier {
+            component: "cache",
+            container,
+            volumes,
+            data: spec.persistence.as_ref(),
+            config: &format!("{conf}{script}"),
+            termination_grace_seconds: 30,
+        },
+    ));
+}

@@ -1,0 +1,120 @@
+//! Pure render: from a validated stack and what the controller observed in the
+//! cluster, build every child object. No client, no clock, no randomness: the same
+//! inputs give the same objects, which is what makes `render` and the tests honest.
+
+pub mod cache;
+pub mod credentials;
+pub mod database;
+pub mod meta;
+pub mod placement;
+pub mod proxy;
+pub mod scaling;
+pub mod security;
+pub mod stateful;
+pub mod storage;
+pub mod was;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolume, PersistentVolumeClaim, Secret, Service,
+};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use serde::Serialize;
+
+use crate::api::ValidatedStack;
+use crate::{Error, Result};
+
+pub use credentials::Credentials;
+
+/// What the controller read from the cluster that render needs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    /// Generated passwords from the credentials Secret; `None` offline or before
+    /// they exist, and then render leaves the Secret out.
+    pub credentials: Option<Credentials>,
+    /// The current time, for scaling schedules; `None` means no schedule is active.
+    pub now: Option<jiff::Timestamp>,
+}
+
+/// Every child object of a stack, one list per kind.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Children {
+    /// The credentials Secret.
+    pub secrets: Vec<Secret>,
+    /// nginx, MariaDB and Redis configuration.
+    pub config_maps: Vec<ConfigMap>,
+    /// The NFS PersistentVolume for the image volume.
+    pub persistent_volumes: Vec<PersistentVolume>,
+    /// Image volume claim.
+    pub persistent_volume_claims: Vec<PersistentVolumeClaim>,
+    /// Services of every tier.
+    pub services: Vec<Service>,
+    /// MariaDB and Redis.
+    pub stateful_sets: Vec<StatefulSet>,
+    /// Proxy and WAS.
+    pub deployments: Vec<Deployment>,
+    /// Autoscalers of proxy and WAS.
+    pub horizontal_pod_autoscalers: Vec<HorizontalPodAutoscaler>,
+    /// Disruption budgets of proxy and WAS.
+    pub pod_disruption_budgets: Vec<PodDisruptionBudget>,
+}
+
+/// Builds every child object of `stack`.
+pub fn render(stack: &ValidatedStack, observed: &Observed) -> Children {
+    let mut children = Children::default();
+    if let Some(credentials) = &observed.credentials {
+        children
+            .secrets
+            .push(credentials::secret(stack, credentials));
+    }
+    storage::build(stack, &mut children);
+    database::build(stack, &mut children);
+    cache::build(stack, &mut children);
+    was::build(stack, observed, &mut children);
+    proxy::build(stack, observed, &mut children);
+    children
+}
+
+impl Children {
+    /// Every object as JSON, in the order they are applied: configuration, secrets
+    /// and volumes first, then the data tier, then WAS, then proxy.
+    pub fn to_documents(&self) -> Result<Vec<serde_json::Value>> {
+        // Destructured without `..` so that a new kind cannot be built and forgotten.
+        let Self {
+            secrets,
+            config_maps,
+            persistent_volumes,
+            persistent_volume_claims,
+            services,
+            stateful_sets,
+            deployments,
+            horizontal_pod_autoscalers,
+            pod_disruption_budgets,
+        } = self;
+        let mut documents = Vec::new();
+        push_all(&mut documents, secrets)?;
+        push_all(&mut documents, config_maps)?;
+        push_all(&mut documents, persistent_volumes)?;
+        push_all(&mut documents, persistent_volume_claims)?;
+        push_all(&mut documents, services)?;
+        push_all(&mut documents, stateful_sets)?;
+        push_all(&mut documents, deployments)?;
+        push_all(&mut documents, horizontal_pod_autoscalers)?;
+        push_all(&mut documents, pod_disruption_budgets)?;
+        Ok(documents)
+    }
+}
+
+fn push_all<K>(documents: &mut Vec<serde_json::Value>, objects: &[K]) -> Result<()>
+where
+    K: k8s_openapi::Resource + Serialize,
+{
+    for object in objects {
+        documents.push(serde_json::to_value(object).map_err(|e| Error::Serialize {
+            what: K::KIND.to_string(),
+            message: e.to_string(),
+        })?);
+    }
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! The proxy tier: nginx in front of the WAS, serving images from the shared volume.
+
+mod deployment;
+pub mod nginx_conf;
+mod service;
+
+pub use deployment::{CONFIG_CHECKSUM_ANNOTATION, deployment};
+pub use service::service;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+
+use super::meta::{Lifetime, child_name, object_meta};
+use super::scaling::{self, Tier};
+use super::{Children, Observed};
+use crate::api::ValidatedStack;
+use nginx_conf::{NginxLayout, nginx_conf};
+
+/// Name of the ConfigMap holding `nginx.conf`.
+pub fn config_map_name(stack: &ValidatedStack) -> String {
+    child_name(stack, "proxy-config")
+}
+
+/// The ConfigMap with the in-cluster `nginx.conf`.
+pub fn config_map(stack: &ValidatedStack, conf: &str) -> ConfigMap {
+    ConfigMap {
+        metadata: object_meta(stack, config_map_name(stack), "proxy", Lifetime::WithStack),
+        data: Some(BTreeMap::from([(
+            "nginx.conf".to_string(),
+            conf.to_string(),
+        )])),
+        ..Default::default()
+    }
+}
+
+/// Adds the proxy objects to `children`.
+pub fn build(stack: &ValidatedStack, observed: &Observed, children: &mut Children) {
+    let conf = nginx_conf(stack, &NginxLayout::in_cluster(stack));
+    children.config_maps.push(config_map(stack, &conf));
+    children.services.push(service(stack));
+    children
+        .deployments
+        .push(deployment(stack, observed, &conf));
+    children
+        .horizontal_pod_autoscalers
+        .extend(scaling::autoscaler(stack, Tier::Proxy, observed.now));
+    children
+        .pod_disruption_budgets
+        .push(scaling::disruption_budget(stack, Tier::Proxy));
+}

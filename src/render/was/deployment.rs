@@ -1,0 +1,150 @@
+//! The WAS Deployment.
+
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, HTTPGetAction, Lifecycle, LifecycleHandler,
+    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, SleepAction,
+    TCPSocketAction, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::PORT_NAME;
+use super::env::was_env;
+use crate::api::{ValidatedStack, WasProtocol};
+use crate::render::Observed;
+use crate::render::meta::{Lifetime, child_name, labels, object_meta, selector};
+use crate::render::placement::spread_constraints;
+use crate::render::scaling::{Tier, deployment_replicas};
+use crate::render::security::{
+    container_security_context, pod_security_context_image_user, scratch_volume,
+};
+use crate::render::storage::images_claim_name;
+
+/// Seconds a terminating pod keeps serving while endpoints and nginx drop it.
+const DRAIN_SECONDS: i64 = 5;
+
+fn probe(stack: &ValidatedStack, period: i32, failures: i32, initial_delay: i32) -> Probe {
+    let was = &stack.spec.was;
+    let port = IntOrString::String(PORT_NAME.to_string());
+    let (http_get, tcp_socket) = match was.protocol {
+        WasProtocol::Http => (
+            Some(HTTPGetAction {
+                path: Some(was.health_path.clone()),
+                port,
+                scheme: Some("HTTP".to_string()),
+                ..Default::default()
+            }),
+            None,
+        ),
+        WasProtocol::Fastcgi => (
+            None,
+            Some(TCPSocketAction {
+                port,
+                ..Default::default()
+            }),
+        ),
+    };
+    Probe {
+        http_get,
+        tcp_socket,
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        initial_delay_seconds: Some(initial_delay),
+        timeout_seconds: Some(2),
+        ..Default::default()
+    }
+}
+
+/// The WAS Deployment: rolling updates that never drop below the desired count,
+/// per-pod probes, spread over nodes and zones, images mounted read-write.
+pub fn deployment(stack: &ValidatedStack, observed: &Observed) -> Deployment {
+    let was = &stack.spec.was;
+    let name = child_name(stack, "was");
+    let container = Container {
+        name: "was".to_string(),
+        image: Some(was.image.clone()),
+        image_pull_policy: Some("IfNotPresent".to_string()),
+        ports: Some(vec![ContainerPort {
+            name: Some(PORT_NAME.to_string()),
+            container_port: was.port,
+            protocol: Some("TCP".to_string()),
+            ..Default::default()
+        }]),
+        env: Some(was_env(stack)),
+        resources: Some(was.resources.clone()),
+        readiness_probe: Some(probe(stack, 5, 3, 0)),
+        liveness_probe: Some(probe(stack, 10, 6, 0)),
+        startup_probe: Some(probe(stack, 5, 60, 0)),
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                sleep: Some(SleepAction {
+                    seconds: DRAIN_SECONDS,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        security_context: Some(container_security_context(!was.writable_root_filesystem)),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "images".to_string(),
+                mount_path: stack.spec.storage.mount_path.clone(),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: "tmp".to_string(),
+                mount_path: "/tmp".to_string(),
+                ..Default::default()
+            },
+        ]),
+        ..Default::default()
+    };
+    Deployment {
+        metadata: object_meta(stack, name, "was", Lifetime::WithStack),
+        spec: Some(DeploymentSpec {
+            replicas: deployment_replicas(stack, Tier::Was, observed.now),
+            selector: selector(stack, "was"),
+            progress_deadline_seconds: Some(was.rollout.progress_deadline_seconds),
+            min_ready_seconds: Some(5),
+            revision_history_limit: Some(10),
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".to_string()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_unavailable: Some(IntOrString::Int(0)),
+                    max_surge: Some(IntOrString::String("25%".to_string())),
+                }),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(stack, "was")),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    security_context: Some(pod_security_context_image_user()),
+                    termination_grace_period_seconds: Some(30 + DRAIN_SECONDS),
+                    topology_spread_constraints: Some(spread_constraints(stack, "was")),
+                    volumes: Some(vec![
+                        Volume {
+                            name: "images".to_string(),
+                            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                                claim_name: images_claim_name(stack),
+                                read_only: Some(false),
+                            }),
+                            ..Default::default()
+                        },
+                        scratch_volume("tmp", "1Gi", false),
+                    ]),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

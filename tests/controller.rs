@@ -1,0 +1,655 @@
+//! Reconcile scenarios against an in-memory API server (kube-fake-client) whose
+//! interceptors count every write request and can inject API errors.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, Resource, ResourceExt};
+use kube_fake_client::{ClientBuilder, interceptor};
+use serde_json::json;
+use webtoon_operator::Error;
+use webtoon_operator::api::{WebtoonStack, WebtoonStackStatus};
+use webtoon_operator::controller::{Context, reconcile, retry_after};
+use webtoon_operator::manifest::parse_stacks;
+use webtoon_operator::metrics::Metrics;
+
+const NS: &str = "webtoon";
+
+/// An API error to inject into the next write requests.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    Conflict,
+    Internal,
+    Timeout,
+}
+
+#[derive(Default)]
+struct Faults {
+    writes: AtomicUsize,
+    next: Mutex<Option<(Fault, usize)>>,
+}
+
+impl Faults {
+    fn on_write(&self) -> kube_fake_client::Result<()> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        let Ok(mut next) = self.next.lock() else {
+            return Ok(());
+        };
+        let Some((fault, remaining)) = next.take() else {
+            return Ok(());
+        };
+        if remaining > 1 {
+            *next = Some((fault, remaining - 1));
+        }
+        Err(match fault {
+            Fault::Conflict => {
+                kube_fake_client::Error::Conflict("the object has been modified".into())
+            }
+            Fault::Internal => {
+                kube_fake_client::Error::Internal("etcdserver: leader changed".into())
+            }
+            Fault::Timeout => kube_fake_client::Error::Internal(
+                "the server was unable to return a response in the time allotted".into(),
+            ),
+        })
+    }
+
+    fn inject(&self, fault: Fault, times: usize) {
+        if let Ok(mut next) = self.next.lock() {
+            *next = Some((fault, times));
+        }
+    }
+
+    fn take_writes(&self) -> usize {
+        self.writes.swap(0, Ordering::SeqCst)
+    }
+}
+
+/// Names the WebtoonStack kind for the fake client's status-subresource table, which
+/// wants a type with a default value; the real type has required fields.
+#[derive(serde::Serialize)]
+struct StackKind {
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: kube::api::ObjectMeta,
+}
+
+impl Default for StackKind {
+    fn default() -> Self {
+        Self {
+            api_version: "webtoon.io/v1alpha1",
+            kind: "WebtoonStack",
+            metadata: kube::api::ObjectMeta::default(),
+        }
+    }
+}
+
+impl Resource for StackKind {
+    type DynamicType = ();
+    type Scope = k8s_openapi::NamespaceResourceScope;
+    fn kind(_: &()) -> std::borrow::Cow<'_, str> {
+        "WebtoonStack".into()
+    }
+    fn group(_: &()) -> std::borrow::Cow<'_, str> {
+        "webtoon.io".into()
+    }
+    fn version(_: &()) -> std::borrow::Cow<'_, str> {
+        "v1alpha1".into()
+    }
+    fn plural(_: &()) -> std::borrow::Cow<'_, str> {
+        "webtoonstacks".into()
+    }
+    fn meta(&self) -> &kube::api::ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut kube::api::ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+struct Cluster {
+    client: Client,
+    faults: Arc<Faults>,
+    ctx: Arc<Context>,
+}
+
+fn stack_from(yaml: &str, uid: &str) -> WebtoonStack {
+    let mut stack = parse_stacks("fixture", yaml)
+        .expect("fixture parses")
+        .remove(0);
+    stack.metadata.uid = Some(uid.to_string());
+    stack.metadata.generation = Some(1);
+    stack
+}
+
+fn production(uid: &str) -> WebtoonStack {
+    stack_from(include_str!("../examples/production.yaml"), uid)
+}
+
+async fn cluster(stack: WebtoonStack) -> Cluster {
+    let faults = Arc::new(Faults::default());
+    let f = |faults: &Arc<Faults>| {
+        let faults = faults.clone();
+        move || faults.on_write()
+    };
+    let (c, u, r, d, p, ps, rs, dc) = (
+        f(&faults),
+        f(&faults),
+        f(&faults),
+        f(&faults),
+        f(&faults),
+        f(&faults),
+        f(&faults),
+        f(&faults),
+    );
+    let funcs = interceptor::Funcs::new()
+        .create(move |_| c().map(|_| None))
+        .update(move |_| u().map(|_| None))
+        .replace(move |_| r().map(|_| None))
+        .delete(move |_| d().map(|_| None))
+        .patch(move |_| p().map(|_| None))
+        .patch_status(move |_| ps().map(|_| None))
+        .replace_status(move |_| rs().map(|_| None))
+        .delete_collection(move |_| dc().map(|_| None));
+    let client = ClientBuilder::new()
+        .with_resource::<WebtoonStack>()
+        .with_status_subresource::<StackKind>()
+        .with_status_subresource::<Deployment>()
+        .with_status_subresource::<StatefulSet>()
+        .with_status_subresource::<PersistentVolumeClaim>()
+        .with_object(stack)
+        .with_interceptor_funcs(funcs)
+        .build()
+        .await
+        .expect("fake client");
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        metrics: Arc::new(Metrics::default()),
+        recorder: None,
+        clock: Box::new(|| "2026-11-22T12:00:00Z".parse().expect("time")),
+    });
+    faults.take_writes();
+    Cluster {
+        client,
+        faults,
+        ctx,
+    }
+}
+
+impl Cluster {
+    async fn stack(&self, name: &str) -> WebtoonStack {
+        Api::<WebtoonStack>::namespaced(self.client.clone(), NS)
+            .get(name)
+            .await
+            .expect("stack exists")
+    }
+
+    async fn reconcile(&self, name: &str) -> Result<(), Error> {
+        reconcile(Arc::new(self.stack(name).await), self.ctx.clone())
+            .await
+            .map(|_| ())
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), NS)
+    }
+
+    async fn names<K>(&self) -> Vec<String>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned,
+    {
+        let mut names: Vec<String> = self
+            .api::<K>()
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .iter()
+            .map(ResourceExt::name_any)
+            .collect();
+        names.sort();
+        names
+    }
+
+    async fn status(&self, name: &str) -> WebtoonStackStatus {
+        self.stack(name).await.status.expect("status written")
+    }
+
+    async fn set_status<K>(&self, name: &str, status: serde_json::Value)
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned,
+    {
+        self.api::<K>()
+            .patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": status})),
+            )
+            .await
+            .expect("status patch");
+    }
+
+    /// Marks every tier as serving, as the real controllers would report it.
+    async fn make_healthy(&self, was_available: i32) {
+        self.set_status::<Deployment>(
+            "megatoon-proxy",
+            json!({"availableReplicas": 2, "readyReplicas": 2, "replicas": 2}),
+        )
+        .await;
+        self.set_status::<Deployment>("megatoon-was", json!({"availableReplicas": was_available, "readyReplicas": was_available, "replicas": 3})).await;
+        self.set_status::<StatefulSet>(
+            "megatoon-database",
+            json!({"readyReplicas": 1, "replicas": 1}),
+        )
+        .await;
+        self.set_status::<StatefulSet>(
+            "megatoon-cache",
+            json!({"readyReplicas": 1, "replicas": 1}),
+        )
+        .await;
+        self.set_status::<PersistentVolumeClaim>("megatoon-images", json!({"phase": "Bound"}))
+            .await;
+        self.faults.take_writes();
+    }
+
+    /// Deletes the stack and, as the garbage collector would, everything it owns.
+    async fn delete_stack(&self, name: &str, uid: &str) {
+        self.api::<WebtoonStack>()
+            .delete(name, &DeleteParams::default())
+            .await
+            .expect("delete stack");
+        async fn collect<K>(api: Api<K>, uid: &str)
+        where
+            K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+        {
+            for object in api.list(&ListParams::default()).await.expect("list").items {
+                if object.owner_references().iter().any(|o| o.uid == uid) {
+                    api.delete(&object.name_any(), &DeleteParams::default())
+                        .await
+                        .expect("gc delete");
+                }
+            }
+        }
+        collect(self.api::<Deployment>(), uid).await;
+        collect(self.api::<StatefulSet>(), uid).await;
+        collect(self.api::<Service>(), uid).await;
+        collect(self.api::<ConfigMap>(), uid).await;
+        collect(self.api::<Secret>(), uid).await;
+        collect(self.api::<PersistentVolumeClaim>(), uid).await;
+        collect(self.api::<HorizontalPodAutoscaler>(), uid).await;
+        collect(self.api::<PodDisruptionBudget>(), uid).await;
+    }
+}
+
+fn condition<'a>(
+    status: &'a WebtoonStackStatus,
+    type_: &str,
+) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .unwrap_or_else(|| panic!("condition {type_}"))
+}
+
+fn password(secret: &Secret, key: &str) -> String {
+    String::from_utf8(
+        secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .expect("key")
+            .0
+            .clone(),
+    )
+    .expect("utf8")
+}
+
+#[tokio::test]
+async fn create_from_nothing_then_steady_state_sends_no_writes() {
+    let c = cluster(production("uid-1")).await;
+    c.reconcile("megatoon").await.expect("first reconcile");
+    let first = c.faults.take_writes();
+    assert_eq!(
+        c.names::<Deployment>().await,
+        ["megatoon-proxy", "megatoon-was"]
+    );
+    assert_eq!(c.names::<Secret>().await, ["megatoon-credentials"]);
+    assert_eq!(
+        c.names::<HorizontalPodAutoscaler>().await,
+        ["megatoon-proxy", "megatoon-was"]
+    );
+    assert!(
+        c.names::<Service>()
+            .await
+            .contains(&"megatoon-was-pods".to_string())
+    );
+    assert!(
+        c.names::<ConfigMap>()
+            .await
+            .contains(&"megatoon-proxy-config".to_string())
+    );
+    assert!(
+        first >= 10,
+        "the first reconcile creates the children ({first} writes)"
+    );
+
+    c.reconcile("megatoon").await.expect("second reconcile");
+    assert_eq!(
+        c.faults.take_writes(),
+        0,
+        "a reconcile with nothing changed writes nothing"
+    );
+    c.reconcile("megatoon").await.expect("third reconcile");
+    assert_eq!(c.faults.take_writes(), 0);
+}
+
+#[tokio::test]
+async fn hand_edits_of_managed_fields_are_put_back() {
+    let c = cluster(production("uid-1")).await;
+    c.reconcile("megatoon").await.expect("reconcile");
+    let deployments = c.api::<Deployment>();
+    deployments
+        .patch(
+            "megatoon-was",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"progressDeadlineSeconds": 9999}})),
+        )
+        .await
+        .expect("hand edit");
+    c.faults.take_writes();
+    c.reconcile("megatoon").await.expect("reconcile");
+    assert_eq!(
+        c.faults.take_writes(),
+        1,
+        "only the drifted object is written"
+    );
+    let was = deployments.get("megatoon-was").await.expect("was");
+    assert_eq!(
+        was.spec.and_then(|s| s.progress_deadline_seconds),
+        Some(300)
+    );
+    c.reconcile("megatoon").await.expect("reconcile");
+    assert_eq!(c.faults.take_writes(), 0);
+}
+
+#[tokio::test]
+async fn credentials_are_generated_once_and_survive_delete_and_recreate_under_retain() {
+    let c = cluster(production("uid-1")).await;
+    c.reconcile("megatoon").await.expect("reconcile");
+    let secrets = c.api::<Secret>();
+    let before = secrets.get("megatoon-credentials").await.expect("secret");
+    let root = password(&before, "database-root-password");
+    assert_eq!(root.len(), 32);
+    assert_ne!(root, password(&before, "database-password"));
+    assert!(
+        before.metadata.owner_references.is_none(),
+        "Retain: no owner, so no garbage collection"
+    );
+
+    c.reconcile("megatoon").await.expect("reconcile");
+    assert_eq!(
+        secrets
+            .get("megatoon-credentials")
+            .await
+            .expect("secret")
+            .data,
+        before.data
+    );
+
+    c.delete_stack("megatoon", "uid-1").await;
+    assert!(c.names::<Deployment>().await.is_empty());
+    assert_eq!(c.names::<Secret>().await, ["megatoon-credentials"]);
+    assert_eq!(
+        c.names::<PersistentVolumeClaim>().await,
+        ["megatoon-images"]
+    );
+
+    let mut again = production("uid-2");
+    again.metadata.resource_version = None;
+    c.api::<WebtoonStack>()
+        .create(&PostParams::default(), &again)
+        .await
+        .expect("re-create");
+    c.reconcile("megatoon")
+        .await
+        .expect("reconcile after re-create");
+    let after = secrets.get("megatoon-credentials").await.expect("secret");
+    assert_eq!(
+        after.data, before.data,
+        "the same passwords, so the retained data is readable"
+    );
+}
+
+#[tokio::test]
+async fn delete_policy_lets_garbage_collection_take_the_data() {
+    let mut stack = production("uid-1");
+    stack.spec.deletion_policy = webtoon_operator::api::DeletionPolicy::Delete;
+    let c = cluster(stack).await;
+    c.reconcile("megatoon").await.expect("reconcile");
+    c.delete_stack("megatoon", "uid-1").await;
+    assert!(c.names::<Secret>().await.is_empty());
+    assert!(c.names::<PersistentVolumeClaim>().await.is_empty());
+}
+
+#[tokio::test]
+async fn turning_autoscaling_off_prunes_the_autoscaler() {
+    let c = cluster(production("uid-1")).await;
+    c.reconcile("megatoon").await.expect("reconcile");
+    c.api::<WebtoonStack>()
+        .patch(
+            "megatoon",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"was": {"autoscaling": null}}})),
+        )
+        .await
+        .expect("spec change");
+    c.reconcile("megatoon").await.expect("reconcile");
+    assert_eq!(
+        c.names::<HorizontalPodAutoscaler>().await,
+        ["megatoon-proxy"]
+    );
+    let was = c
+        .api::<Deployment>()
+        .get("megatoon-was")
+        .await
+        .expect("was");
+    assert_eq!(
+        was.spec.and_then(|s| s.replicas),
+        Some(3),
+        "replicas return to the Deployment"
+    );
+    // An object with the stack's labels but not its owner is never touched.
+    let mut foreign = c
+        .api::<ConfigMap>()
+        .get("megatoon-proxy-config")
+        .await
+        .expect("cm");
+    foreign.metadata = kube::api::ObjectMeta {
+        name: Some("megatoon-hand-made".into()),
+        namespace: Some(NS.into()),
+        labels: foreign.metadata.labels.clone(),
+        ..Default::default()
+    };
+    c.api::<ConfigMap>()
+        .create(&PostParams::default(), &foreign)
+        .await
+        .expect("create foreign");
+    c.reconcile("megatoon").await.expect("reconcile");
+    assert!(
+        c.names::<ConfigMap>()
+            .await
+            .contains(&"megatoon-hand-made".to_string())
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_spec_stalls_with_the_validate_message_and_changes_nothing() {
+    let mut stack = production("uid-1");
+    stack.spec.hosts = vec!["a.example; include /etc/passwd".into()];
+    let c = cluster(stack.clone()).await;
+    c.reconcile("megatoon")
+        .await
+        .expect("an invalid spec is not an error to retry");
+    assert!(c.names::<Deployment>().await.is_empty());
+    assert!(c.names::<Secret>().await.is_empty());
+    assert_eq!(c.faults.take_writes(), 1, "only the status is written");
+    let status = c.status("megatoon").await;
+    let stalled = condition(&status, "Stalled");
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "InvalidSpec")
+    );
+    let expected = webtoon_operator::manifest::validated(&stack)
+        .expect_err("invalid")
+        .to_string();
+    assert_eq!(stalled.message, expected);
+    assert!(stalled.message.contains("spec.hosts[0]"));
+    assert_eq!(condition(&status, "Ready").status, "False");
+    c.reconcile("megatoon").await.expect("reconcile");
+    assert_eq!(c.faults.take_writes(), 0);
+}
+
+#[tokio::test]
+async fn a_healthy_stack_is_ready_with_every_tier_condition() {
+    let c = cluster(production("uid-1")).await;
+    c.reconcile("megatoon").await.expect("reconcile");
+    let status = c.status("megatoon").await;
+    assert_eq!(condition(&status, "Ready").status, "False");
+    assert_eq!(condition(&status, "Reconciling").status, "True");
+    c.make_healthy(3).await;
+    c.reconcile("megatoon").await.expect("reconcile");
+    let status = c.status("megatoon").await;
+    for type_ in [
+        "Ready",
+        "ProxyReady",
+        "WasReady",
+        "DatabaseReady",
+        "CacheReady",
+        "StorageReady",
+    ] {
+        assert_eq!(condition(&status, type_).status, "True", "{type_}");
+    }
+    assert_eq!(condition(&status, "Reconciling").status, "False");
+    assert_eq!(condition(&status, "Stalled").status, "False");
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(status.was.as_ref().map(|t| t.summary.as_str()), Some("3/3"));
+    assert_eq!(
+        status.proxy.as_ref().map(|t| t.summary.as_str()),
+        Some("2/2")
+    );
+    assert_eq!(status.url.as_deref(), Some("https://megatoon.example"));
+    c.faults.take_writes();
+    c.reconcile("megatoon").await.expect("reconcile");
+    assert_eq!(
+        c.faults.take_writes(),
+        0,
+        "an unchanged status is not written again"
+    );
+}
+
+#[tokio::test]
+async fn a_was_with_no_available_replica_is_not_ready() {
+    let c = cluster(production("uid-1")).await;
+    c.reconcile("megatoon").await.expect("reconcile");
+    c.make_healthy(0).await;
+    c.reconcile("megatoon").await.expect("reconcile");
+    let status = c.status("megatoon").await;
+    let was = condition(&status, "WasReady");
+    assert_eq!(
+        (was.status.as_str(), was.reason.as_str()),
+        ("False", "Unavailable")
+    );
+    assert_eq!(condition(&status, "Ready").status, "False");
+    assert!(condition(&status, "Ready").message.contains("WasReady"));
+    assert_eq!(condition(&status, "ProxyReady").status, "True");
+    assert_eq!(status.was.as_ref().map(|t| t.summary.as_str()), Some("0/3"));
+}
+
+#[tokio::test]
+async fn api_errors_fail_the_reconcile_visibly_and_are_retried() {
+    for (fault, label) in [
+        (Fault::Conflict, "conflict"),
+        (Fault::Internal, "api"),
+        (Fault::Timeout, "api"),
+    ] {
+        let c = cluster(production("uid-1")).await;
+        c.reconcile("megatoon").await.expect("reconcile");
+        c.api::<Deployment>()
+            .patch(
+                "megatoon-was",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"minReadySeconds": 99}})),
+            )
+            .await
+            .expect("drift");
+        c.faults.inject(fault, 1);
+        let error = c
+            .reconcile("megatoon")
+            .await
+            .expect_err("the injected error surfaces");
+        assert_eq!(error.metric_label(), label, "{fault:?}");
+        let retry = retry_after(&error);
+        assert_ne!(
+            retry,
+            kube::runtime::controller::Action::await_change(),
+            "{fault:?} is retried"
+        );
+        let status = c.status("megatoon").await;
+        let reconciling = condition(&status, "Reconciling");
+        assert_eq!(
+            (reconciling.status.as_str(), reconciling.reason.as_str()),
+            ("True", "Retrying")
+        );
+        assert!(
+            reconciling.message.contains("megatoon-was"),
+            "{}",
+            reconciling.message
+        );
+        c.reconcile("megatoon").await.expect("the retry succeeds");
+        let was = c
+            .api::<Deployment>()
+            .get("megatoon-was")
+            .await
+            .expect("was");
+        assert_eq!(was.spec.and_then(|s| s.min_ready_seconds), Some(5));
+        c.ctx.metrics.reconcile_failed(&error);
+        assert!(c.ctx.metrics.encode().contains(&format!(
+            "webtoon_reconcile_errors_total{{error=\"{label}\"}}"
+        )));
+    }
+}
+
+#[tokio::test]
+async fn credentials_never_appear_in_status() {
+    let c = cluster(production("uid-1")).await;
+    c.reconcile("megatoon").await.expect("reconcile");
+    let secret = c
+        .api::<Secret>()
+        .get("megatoon-credentials")
+        .await
+        .expect("secret");
+    let status = serde_json::to_string(&c.status("megatoon").await).expect("json");
+    for key in [
+        "database-root-password",
+        "database-password",
+        "cache-password",
+    ] {
+        assert!(!status.contains(&password(&secret, key)));
+    }
+}

@@ -1,0 +1,175 @@
+//! Schema layer: every object rendered from every example (and from variants that
+//! switch on the optional parts) is valid Kubernetes for the oldest (1.32) and the
+//! newest version `kubernetes-validate` knows, in strict mode; the generated CRD is
+//! a valid CRD. Every example also validates against the CRD's own schema.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{TempDir, example_files, root, stack_from_yaml, stacks_in};
+use webtoon_operator::manifest::{render_yaml, validated};
+use webtoon_operator::render::{Credentials, Observed};
+
+const OLDEST: &str = "1.32.0";
+const NEWEST: &str = "1.37.0";
+
+fn kubernetes_validate() -> PathBuf {
+    let path = std::env::var("WEBTOON_KUBERNETES_VALIDATE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join(".venv/bin/kubernetes-validate"));
+    assert!(
+        path.exists(),
+        "{} is missing: tests/run.sh installs it into .venv",
+        path.display()
+    );
+    path
+}
+
+fn observed() -> Observed {
+    Observed {
+        credentials: Some(Credentials {
+            database_root_password: "r".repeat(32),
+            database_password: "d".repeat(32),
+            cache_password: "c".repeat(32),
+        }),
+        now: "2026-12-01T12:00:00+09:00".parse().ok(),
+    }
+}
+
+/// Specs that switch on what the examples leave off.
+const VARIANTS: &[&str] = &[
+    r#"
+apiVersion: webtoon.io/v1alpha1
+kind: WebtoonStack
+metadata: {name: phptoon, namespace: webtoon}
+spec:
+  hosts: ["*.phptoon.example"]
+  acceptSinglePointOfFailure: true
+  proxy: {replicas: 1, service: {type: NodePort}, rateLimit: {enabled: false}, cache: {enabled: false}, trustedProxyCIDRs: [10.0.0.0/8]}
+  was: {image: "php:8.3-fpm", port: 9000, protocol: fastcgi, replicas: 1}
+  cache: {persistence: {size: 1Gi}, evictionPolicy: volatile-lru}
+  database: {restore: {from: latest}}
+  storage: {storageClassName: nfs-csi, size: 10Gi}
+  deletionPolicy: Delete
+"#,
+    r#"
+apiVersion: webtoon.io/v1alpha1
+kind: WebtoonStack
+metadata: {name: a23456789012345678901234567890123456, namespace: a2345678901234567890123456789012345678901234567890123456789012}
+spec:
+  hosts: [long.example]
+  proxy: {service: {type: ClusterIP, annotations: {example.com/lb: internal}}}
+  was: {image: "registry.example:5000/team/was@sha256:0000000000000000000000000000000000000000000000000000000000000000"}
+  storage: {nfs: {server: 10.1.2.3, path: /exports/images}}
+"#,
+];
+
+#[test]
+fn rendered_objects_are_valid_kubernetes_for_oldest_and_newest_versions() {
+    let dir = TempDir::new("schema-layer");
+    let mut files = Vec::new();
+    let mut stacks = Vec::new();
+    for file in example_files() {
+        for stack in stacks_in(&file) {
+            stacks.push(validated(&stack).expect("example is valid"));
+        }
+    }
+    for yaml in VARIANTS {
+        stacks.push(stack_from_yaml(yaml));
+    }
+    for stack in &stacks {
+        for (suffix, observed) in [("offline", Observed::default()), ("observed", observed())] {
+            let path = dir.0.join(format!("{}-{suffix}.yaml", stack.name));
+            std::fs::write(&path, render_yaml(stack, &observed).expect("render")).expect("write");
+            files.push(path);
+        }
+    }
+    files.push(root().join("crds/webtoonstacks.webtoon.io.yaml"));
+
+    for version in [OLDEST, NEWEST] {
+        let out = Command::new(kubernetes_validate())
+            .args(["--strict", "-k", version])
+            .args(&files)
+            .output()
+            .expect("kubernetes-validate runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "kubernetes-validate {version} failed:\n{stdout}\n{stderr}"
+        );
+        let passed = stdout
+            .lines()
+            .chain(stderr.lines())
+            .filter(|l| l.contains(" passed for resource "))
+            .count();
+        // Every rendered object and the CRD were checked, none skipped for lack of a schema.
+        assert!(
+            passed >= stacks.len() * 8,
+            "only {passed} objects validated against {version}"
+        );
+        assert!(
+            !stdout.contains("Couldn't find schema") && !stderr.contains("Couldn't find schema"),
+            "an object had no schema in {version}:\n{stderr}"
+        );
+        assert!(
+            stdout.contains("customresourcedefinition/webtoonstacks.webtoon.io")
+                || stderr.contains("customresourcedefinition/webtoonstacks.webtoon.io")
+        );
+    }
+}
+
+#[test]
+fn the_validator_rejects_an_invalid_object() {
+    // Guards the layer itself: a wrong field must fail, or the test above proves nothing.
+    let dir = TempDir::new("schema-negative");
+    let path = dir.0.join("bad.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicas: two, selector: {}, template: {}}\n",
+    )
+    .expect("write");
+    let out = Command::new(kubernetes_validate())
+        .args(["--strict", "-k", OLDEST])
+        .arg(&path)
+        .output()
+        .expect("kubernetes-validate runs");
+    assert!(!out.status.success());
+}
+
+#[test]
+fn every_example_validates_against_the_crd_schema() {
+    let crd = webtoon_operator::api::crd();
+    let schema = serde_json::to_value(
+        crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .expect("schema"),
+    )
+    .expect("schema serializes");
+    let validator = jsonschema::validator_for(&schema).expect("the CRD schema is a JSON schema");
+    for file in example_files() {
+        let text = std::fs::read_to_string(&file).expect("read");
+        let documents: Vec<serde_json::Value> =
+            serde_saphyr::from_str_multiple(&text).expect("yaml");
+        for document in documents.iter().filter(|d| d["kind"] == "WebtoonStack") {
+            let errors: Vec<String> = validator
+                .iter_errors(document)
+                .map(|e| format!("{}: {e}", e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{}: {errors:?}", file.display());
+        }
+    }
+    let bad = serde_json::json!({
+        "apiVersion": "webtoon.io/v1alpha1", "kind": "WebtoonStack",
+        "metadata": {"name": "x"},
+        "spec": {"hosts": ["a.example; include /etc/passwd"], "was": {"image": "x:1"}}
+    });
+    assert!(
+        !validator.is_valid(&bad),
+        "the host pattern is in the CRD schema"
+    );
+}
