@@ -47,6 +47,33 @@ pub enum Error {
         source: Box<kube::Error>,
     },
 
+    /// The controller cannot start.
+    #[error("cannot {what}: {message}")]
+    Startup {
+        /// What start-up step failed, such as `listen on 0.0.0.0:8080`.
+        what: String,
+        /// The underlying explanation.
+        message: String,
+    },
+
+    /// WebtoonStacks cannot be listed when the controller starts.
+    #[error(
+        "cannot list WebtoonStacks: {source}: install the CRD (webtoon-operator crd | kubectl apply -f -) and let the operator list and watch webtoonstacks.webtoon.io"
+    )]
+    StackApiUnavailable {
+        /// The client's error.
+        source: Box<kube::Error>,
+    },
+
+    /// The API server did not answer in time.
+    #[error("the Kubernetes API did not answer within {seconds}s while {step}; retrying")]
+    Timeout {
+        /// The reconcile step that waited.
+        step: &'static str,
+        /// How long it waited.
+        seconds: u64,
+    },
+
     /// The operating system's random number generator failed.
     #[error("cannot generate credentials: {0}")]
     Credentials(String),
@@ -88,8 +115,10 @@ impl Error {
             Error::InvalidSpec(_) => "invalid_spec",
             Error::Parse { .. } => "parse",
             Error::Io { .. } => "io",
+            Error::Startup { .. } => "startup",
             Error::Kube { .. } if self.is_conflict() => "conflict",
-            Error::Kube { .. } => "api",
+            Error::Kube { .. } | Error::StackApiUnavailable { .. } => "api",
+            Error::Timeout { .. } => "timeout",
             Error::Serialize { .. } => "serialize",
             Error::Credentials(_) => "credentials",
         }

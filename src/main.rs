@@ -75,32 +75,45 @@ async fn run_controller(
     namespace: Option<String>,
     metrics_address: std::net::SocketAddr,
 ) -> Result<()> {
-    let client = kube::Client::try_default().await.map_err(|e| Error::Io {
-        path: "kubeconfig or in-cluster service account".to_string(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    // kube's TLS stack panics when more than one rustls provider is linked (feature
+    // unification can bring in aws-lc-rs beside ring); naming one removes the guess.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| Error::Startup {
+            what: "configure a Kubernetes client from KUBECONFIG or the in-cluster service account"
+                .to_string(),
+            message: e.to_string(),
+        })?;
+    let listener = tokio::net::TcpListener::bind(metrics_address)
+        .await
+        .map_err(|e| Error::Startup {
+            what: format!("listen on {metrics_address} for metrics and health checks"),
+            message: e.to_string(),
+        })?;
     let metrics = std::sync::Arc::new(webtoon_operator::metrics::Metrics::default());
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(webtoon_operator::metrics::serve(
-        metrics_address,
+        listener,
         metrics.clone(),
         async move {
             let _ = server_stopped.await;
         },
     ));
     tracing::info!(%metrics_address, namespace = namespace.as_deref().unwrap_or("*"), "webtoon-operator starting");
-    webtoon_operator::controller::run(client, namespace, metrics).await;
+    let outcome = webtoon_operator::controller::run(client, namespace, metrics).await;
     let _ = stop_server.send(());
     match server.await {
         Ok(Ok(())) => {}
-        Ok(Err(source)) => {
-            return Err(Error::Io {
-                path: metrics_address.to_string(),
-                source,
+        Ok(Err(e)) => {
+            return Err(Error::Startup {
+                what: format!("serve metrics on {metrics_address}"),
+                message: e.to_string(),
             });
         }
         Err(e) => tracing::warn!(error = %e, "metrics server task ended abnormally"),
     }
+    outcome?;
     tracing::info!("webtoon-operator stopped");
     Ok(())
 }
@@ -160,9 +173,9 @@ fn run(command: Command) -> Result<ExitCode> {
             log_format,
         } => {
             init_tracing(log_format);
-            let runtime = tokio::runtime::Runtime::new().map_err(|source| Error::Io {
-                path: "tokio runtime".to_string(),
-                source,
+            let runtime = tokio::runtime::Runtime::new().map_err(|e| Error::Startup {
+                what: "start the async runtime".to_string(),
+                message: e.to_string(),
             })?;
             runtime.block_on(run_controller(namespace, metrics_address))?;
         }

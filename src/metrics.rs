@@ -3,7 +3,6 @@
 //! controller is watching).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -19,6 +18,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
 
 /// Label of the errors counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -194,13 +194,13 @@ pub fn router(metrics: Arc<Metrics>) -> Router {
         .with_state(metrics)
 }
 
-/// Serves the metrics routes on `address` until `shutdown` completes.
+/// Serves the metrics routes on `listener` until `shutdown` completes. The caller
+/// binds, so that an address in use fails start-up rather than surfacing later.
 pub async fn serve(
-    address: SocketAddr,
+    listener: TcpListener,
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(address).await?;
     axum::serve(listener, router(metrics))
         .with_graceful_shutdown(shutdown)
         .await

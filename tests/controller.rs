@@ -1,16 +1,18 @@
-//! Reconcile scenarios against an in-memory API server (kube-fake-client) whose
-//! interceptors count every write request and can inject API errors.
+//! Reconcile scenarios against an in-memory API server (kube-fake-client). The
+//! operator's requests pass through a wire that counts writes and injects API
+//! failures as a real API server sends them.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+mod common;
 
+use std::sync::Arc;
+
+use common::fake_api::{FakeApi, Fault, Wire};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
-use kube_fake_client::{ClientBuilder, interceptor};
 use serde_json::json;
 use webtoon_operator::Error;
 use webtoon_operator::api::{WebtoonStack, WebtoonStackStatus};
@@ -20,102 +22,10 @@ use webtoon_operator::metrics::Metrics;
 
 const NS: &str = "webtoon";
 
-/// An API error to inject into the next write requests.
-#[derive(Clone, Copy, Debug)]
-enum Fault {
-    Conflict,
-    Internal,
-    Timeout,
-}
-
-#[derive(Default)]
-struct Faults {
-    writes: AtomicUsize,
-    next: Mutex<Option<(Fault, usize)>>,
-}
-
-impl Faults {
-    fn on_write(&self) -> kube_fake_client::Result<()> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        let Ok(mut next) = self.next.lock() else {
-            return Ok(());
-        };
-        let Some((fault, remaining)) = next.take() else {
-            return Ok(());
-        };
-        if remaining > 1 {
-            *next = Some((fault, remaining - 1));
-        }
-        Err(match fault {
-            Fault::Conflict => {
-                kube_fake_client::Error::Conflict("the object has been modified".into())
-            }
-            Fault::Internal => {
-                kube_fake_client::Error::Internal("etcdserver: leader changed".into())
-            }
-            Fault::Timeout => kube_fake_client::Error::Internal(
-                "the server was unable to return a response in the time allotted".into(),
-            ),
-        })
-    }
-
-    fn inject(&self, fault: Fault, times: usize) {
-        if let Ok(mut next) = self.next.lock() {
-            *next = Some((fault, times));
-        }
-    }
-
-    fn take_writes(&self) -> usize {
-        self.writes.swap(0, Ordering::SeqCst)
-    }
-}
-
-/// Names the WebtoonStack kind for the fake client's status-subresource table, which
-/// wants a type with a default value; the real type has required fields.
-#[derive(serde::Serialize)]
-struct StackKind {
-    #[serde(rename = "apiVersion")]
-    api_version: &'static str,
-    kind: &'static str,
-    metadata: kube::api::ObjectMeta,
-}
-
-impl Default for StackKind {
-    fn default() -> Self {
-        Self {
-            api_version: "webtoon.io/v1alpha1",
-            kind: "WebtoonStack",
-            metadata: kube::api::ObjectMeta::default(),
-        }
-    }
-}
-
-impl Resource for StackKind {
-    type DynamicType = ();
-    type Scope = k8s_openapi::NamespaceResourceScope;
-    fn kind(_: &()) -> std::borrow::Cow<'_, str> {
-        "WebtoonStack".into()
-    }
-    fn group(_: &()) -> std::borrow::Cow<'_, str> {
-        "webtoon.io".into()
-    }
-    fn version(_: &()) -> std::borrow::Cow<'_, str> {
-        "v1alpha1".into()
-    }
-    fn plural(_: &()) -> std::borrow::Cow<'_, str> {
-        "webtoonstacks".into()
-    }
-    fn meta(&self) -> &kube::api::ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut kube::api::ObjectMeta {
-        &mut self.metadata
-    }
-}
-
 struct Cluster {
+    /// The test's own client, outside the operator's wire.
     client: Client,
-    faults: Arc<Faults>,
+    wire: Arc<Wire>,
     ctx: Arc<Context>,
 }
 
@@ -133,51 +43,16 @@ fn production(uid: &str) -> WebtoonStack {
 }
 
 async fn cluster(stack: WebtoonStack) -> Cluster {
-    let faults = Arc::new(Faults::default());
-    let f = |faults: &Arc<Faults>| {
-        let faults = faults.clone();
-        move || faults.on_write()
-    };
-    let (c, u, r, d, p, ps, rs, dc) = (
-        f(&faults),
-        f(&faults),
-        f(&faults),
-        f(&faults),
-        f(&faults),
-        f(&faults),
-        f(&faults),
-        f(&faults),
-    );
-    let funcs = interceptor::Funcs::new()
-        .create(move |_| c().map(|_| None))
-        .update(move |_| u().map(|_| None))
-        .replace(move |_| r().map(|_| None))
-        .delete(move |_| d().map(|_| None))
-        .patch(move |_| p().map(|_| None))
-        .patch_status(move |_| ps().map(|_| None))
-        .replace_status(move |_| rs().map(|_| None))
-        .delete_collection(move |_| dc().map(|_| None));
-    let client = ClientBuilder::new()
-        .with_resource::<WebtoonStack>()
-        .with_status_subresource::<StackKind>()
-        .with_status_subresource::<Deployment>()
-        .with_status_subresource::<StatefulSet>()
-        .with_status_subresource::<PersistentVolumeClaim>()
-        .with_object(stack)
-        .with_interceptor_funcs(funcs)
-        .build()
-        .await
-        .expect("fake client");
+    let api = FakeApi::with_stack(stack).await;
     let ctx = Arc::new(Context {
-        client: client.clone(),
+        client: api.operator,
         metrics: Arc::new(Metrics::default()),
         recorder: None,
         clock: Box::new(|| "2026-11-22T12:00:00Z".parse().expect("time")),
     });
-    faults.take_writes();
     Cluster {
-        client,
-        faults,
+        client: api.direct,
+        wire: api.wire,
         ctx,
     }
 }
@@ -264,7 +139,6 @@ impl Cluster {
         .await;
         self.set_status::<PersistentVolumeClaim>("megatoon-images", json!({"phase": "Bound"}))
             .await;
-        self.faults.take_writes();
     }
 
     /// Deletes the stack and, as the garbage collector would, everything it owns.
@@ -324,7 +198,7 @@ fn password(secret: &Secret, key: &str) -> String {
 async fn create_from_nothing_then_steady_state_sends_no_writes() {
     let c = cluster(production("uid-1")).await;
     c.reconcile("megatoon").await.expect("first reconcile");
-    let first = c.faults.take_writes();
+    let first = c.wire.take_writes();
     assert_eq!(
         c.names::<Deployment>().await,
         ["megatoon-proxy", "megatoon-was"]
@@ -351,12 +225,12 @@ async fn create_from_nothing_then_steady_state_sends_no_writes() {
 
     c.reconcile("megatoon").await.expect("second reconcile");
     assert_eq!(
-        c.faults.take_writes(),
+        c.wire.take_writes(),
         0,
         "a reconcile with nothing changed writes nothing"
     );
     c.reconcile("megatoon").await.expect("third reconcile");
-    assert_eq!(c.faults.take_writes(), 0);
+    assert_eq!(c.wire.take_writes(), 0);
 }
 
 #[tokio::test]
@@ -372,10 +246,10 @@ async fn hand_edits_of_managed_fields_are_put_back() {
         )
         .await
         .expect("hand edit");
-    c.faults.take_writes();
+    c.wire.take_writes();
     c.reconcile("megatoon").await.expect("reconcile");
     assert_eq!(
-        c.faults.take_writes(),
+        c.wire.take_writes(),
         1,
         "only the drifted object is written"
     );
@@ -385,7 +259,7 @@ async fn hand_edits_of_managed_fields_are_put_back() {
         Some(300)
     );
     c.reconcile("megatoon").await.expect("reconcile");
-    assert_eq!(c.faults.take_writes(), 0);
+    assert_eq!(c.wire.take_writes(), 0);
 }
 
 #[tokio::test]
@@ -508,7 +382,7 @@ async fn an_invalid_spec_stalls_with_the_validate_message_and_changes_nothing() 
         .expect("an invalid spec is not an error to retry");
     assert!(c.names::<Deployment>().await.is_empty());
     assert!(c.names::<Secret>().await.is_empty());
-    assert_eq!(c.faults.take_writes(), 1, "only the status is written");
+    assert_eq!(c.wire.take_writes(), 1, "only the status is written");
     let status = c.status("megatoon").await;
     let stalled = condition(&status, "Stalled");
     assert_eq!(
@@ -522,7 +396,7 @@ async fn an_invalid_spec_stalls_with_the_validate_message_and_changes_nothing() 
     assert!(stalled.message.contains("spec.hosts[0]"));
     assert_eq!(condition(&status, "Ready").status, "False");
     c.reconcile("megatoon").await.expect("reconcile");
-    assert_eq!(c.faults.take_writes(), 0);
+    assert_eq!(c.wire.take_writes(), 0);
 }
 
 #[tokio::test]
@@ -554,10 +428,10 @@ async fn a_healthy_stack_is_ready_with_every_tier_condition() {
         Some("2/2")
     );
     assert_eq!(status.url.as_deref(), Some("https://megatoon.example"));
-    c.faults.take_writes();
+    c.wire.take_writes();
     c.reconcile("megatoon").await.expect("reconcile");
     assert_eq!(
-        c.faults.take_writes(),
+        c.wire.take_writes(),
         0,
         "an unchanged status is not written again"
     );
@@ -581,12 +455,18 @@ async fn a_was_with_no_available_replica_is_not_ready() {
     assert_eq!(status.was.as_ref().map(|t| t.summary.as_str()), Some("0/3"));
 }
 
-#[tokio::test]
+/// Paused time: the hang waits out the reconcile's API deadline at once.
+#[tokio::test(start_paused = true)]
 async fn api_errors_fail_the_reconcile_visibly_and_are_retried() {
-    for (fault, label) in [
-        (Fault::Conflict, "conflict"),
-        (Fault::Internal, "api"),
-        (Fault::Timeout, "api"),
+    for (fault, label, shown) in [
+        (Fault::Conflict, "conflict", "megatoon-was"),
+        (Fault::Internal, "api", "etcdserver: leader changed"),
+        (Fault::GatewayTimeout, "api", "unable to return a response"),
+        (
+            Fault::Hang,
+            "timeout",
+            "did not answer within 30s while applying children",
+        ),
     ] {
         let c = cluster(production("uid-1")).await;
         c.reconcile("megatoon").await.expect("reconcile");
@@ -598,12 +478,12 @@ async fn api_errors_fail_the_reconcile_visibly_and_are_retried() {
             )
             .await
             .expect("drift");
-        c.faults.inject(fault, 1);
+        c.wire.inject(fault, 1);
         let error = c
             .reconcile("megatoon")
             .await
             .expect_err("the injected error surfaces");
-        assert_eq!(error.metric_label(), label, "{fault:?}");
+        assert_eq!(error.metric_label(), label, "{fault:?}: {error}");
         let retry = retry_after(&error);
         assert_ne!(
             retry,
@@ -614,11 +494,12 @@ async fn api_errors_fail_the_reconcile_visibly_and_are_retried() {
         let reconciling = condition(&status, "Reconciling");
         assert_eq!(
             (reconciling.status.as_str(), reconciling.reason.as_str()),
-            ("True", "Retrying")
+            ("True", "Retrying"),
+            "{fault:?}"
         );
         assert!(
-            reconciling.message.contains("megatoon-was"),
-            "{}",
+            reconciling.message.contains(shown),
+            "{fault:?}: {}",
             reconciling.message
         );
         c.reconcile("megatoon").await.expect("the retry succeeds");

@@ -16,15 +16,15 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Client;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 
-use crate::Error;
 use crate::api::WebtoonStack;
 use crate::metrics::Metrics;
 use crate::render::meta::MANAGER;
+use crate::{Error, Result};
 
 pub use reconcile::reconcile;
 
@@ -77,7 +77,11 @@ fn error_policy(stack: Arc<WebtoonStack>, error: &Error, ctx: Arc<Context>) -> A
 }
 
 /// Runs the controller until SIGTERM or SIGINT. `namespace` limits it to one namespace.
-pub async fn run(client: Client, namespace: Option<String>, metrics: Arc<Metrics>) {
+///
+/// Fails at once when WebtoonStacks cannot be listed (no CRD, no permission): a
+/// controller that would only log watch errors forever is worse than a pod in
+/// CrashLoopBackOff whose last words say what to fix.
+pub async fn run(client: Client, namespace: Option<String>, metrics: Arc<Metrics>) -> Result<()> {
     let api = |client: &Client| -> (Api<WebtoonStack>, watcher::Config) {
         let api = match &namespace {
             Some(ns) => Api::namespaced(client.clone(), ns),
@@ -97,6 +101,12 @@ pub async fn run(client: Client, namespace: Option<String>, metrics: Arc<Metrics
     let children =
         watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
     let (stacks, config) = api(&client);
+    stacks
+        .list(&ListParams::default().limit(1))
+        .await
+        .map_err(|source| Error::StackApiUnavailable {
+            source: Box::new(source),
+        })?;
     let ctx = Arc::new(Context::new(client.clone(), metrics.clone()));
     metrics.set_watching(true);
     Controller::new(stacks, config)
@@ -124,4 +134,5 @@ pub async fn run(client: Client, namespace: Option<String>, metrics: Arc<Metrics
         })
         .await;
     metrics.set_watching(false);
+    Ok(())
 }

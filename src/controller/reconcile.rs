@@ -26,6 +26,21 @@ use crate::{Error, Result};
 /// How often a settled stack is looked at again without any change.
 pub const RESYNC: Duration = Duration::from_secs(300);
 
+/// The longest one reconcile step waits on the API server. The client's own read
+/// timeout is sized for watches (minutes), so without this bound a hung request
+/// would hold the stack's reconcile, and its retries, for that long.
+pub const API_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Runs one step of the reconcile, failing with [`Error::Timeout`] after [`API_DEADLINE`].
+async fn within<T>(step: &'static str, work: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout(API_DEADLINE, work)
+        .await
+        .unwrap_or(Err(Error::Timeout {
+            step,
+            seconds: API_DEADLINE.as_secs(),
+        }))
+}
+
 /// Reconciles one stack; see the module documentation for the steps.
 pub async fn reconcile(stack: Arc<WebtoonStack>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile_started();
@@ -48,26 +63,35 @@ pub async fn reconcile(stack: Arc<WebtoonStack>, ctx: Arc<Context>) -> Result<Ac
             if !was_invalid {
                 publish(&ctx, &stack, EventType::Warning, "InvalidSpec", &message).await;
             }
-            patch_status(&ctx, &stack, previous, status).await?;
+            within(
+                "writing status",
+                patch_status(&ctx, &stack, previous, status),
+            )
+            .await?;
             ctx.metrics.set_ready(&key, Some(false));
             return Ok(Action::await_change());
         }
     };
 
-    if let Err(error) = converge(&ctx, &validated, now).await {
+    if let Err(error) = within("applying children", converge(&ctx, &validated, now)).await {
         let status = status::retrying(
             stack.metadata.generation,
             &error.to_string(),
             previous,
             Time(now),
         );
-        if let Err(status_error) = patch_status(&ctx, &stack, previous, status).await {
+        if let Err(status_error) = within(
+            "writing status",
+            patch_status(&ctx, &stack, previous, status),
+        )
+        .await
+        {
             tracing::warn!(error = %status_error, "cannot record the failure in status");
         }
         return Err(error);
     }
 
-    let children_status = observe(&ctx, &validated).await?;
+    let children_status = within("reading children", observe(&ctx, &validated)).await?;
     let status = status::compute(
         &validated,
         stack.metadata.generation,
@@ -103,7 +127,11 @@ pub async fn reconcile(stack: Arc<WebtoonStack>, ctx: Arc<Context>) -> Result<Ac
             .unwrap_or_default();
         publish(&ctx, &stack, EventType::Warning, "Degraded", &message).await;
     }
-    patch_status(&ctx, &stack, previous, status).await?;
+    within(
+        "writing status",
+        patch_status(&ctx, &stack, previous, status),
+    )
+    .await?;
     ctx.metrics.set_ready(&key, Some(ready));
     Ok(Action::requeue(next_wakeup(&validated, now)))
 }

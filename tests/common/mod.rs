@@ -1,6 +1,10 @@
 //! Fixtures shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod fake_api;
+pub mod http_get;
+pub mod stub_api_server;
+
 use std::path::{Path, PathBuf};
 
 use webtoon_operator::api::{ValidatedStack, WebtoonStack};
