@@ -16,7 +16,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use webtoon_operator::Error;
 use webtoon_operator::api::{WebtoonStack, WebtoonStackStatus};
-use webtoon_operator::controller::{Context, reconcile, retry_after};
+use webtoon_operator::controller::{Backoff, Context, reconcile, retry_after};
 use webtoon_operator::manifest::parse_stacks;
 use webtoon_operator::metrics::Metrics;
 
@@ -48,6 +48,7 @@ async fn cluster(stack: WebtoonStack) -> Cluster {
         client: api.operator,
         metrics: Arc::new(Metrics::default()),
         recorder: None,
+        backoff: Backoff::default(),
         clock: Box::new(|| "2026-11-22T12:00:00Z".parse().expect("time")),
     });
     Cluster {
@@ -484,9 +485,10 @@ async fn api_errors_fail_the_reconcile_visibly_and_are_retried() {
             .await
             .expect_err("the injected error surfaces");
         assert_eq!(error.metric_label(), label, "{fault:?}: {error}");
-        let retry = retry_after(&error);
+        let attempt = c.ctx.backoff.failed("webtoon/megatoon");
+        assert_eq!(attempt, 1, "{fault:?}");
         assert_ne!(
-            retry,
+            retry_after(&error, attempt),
             kube::runtime::controller::Action::await_change(),
             "{fault:?} is retried"
         );
@@ -503,6 +505,11 @@ async fn api_errors_fail_the_reconcile_visibly_and_are_retried() {
             reconciling.message
         );
         c.reconcile("megatoon").await.expect("the retry succeeds");
+        assert_eq!(
+            c.ctx.backoff.failed("webtoon/megatoon"),
+            1,
+            "a success resets the retry delay"
+        );
         let was = c
             .api::<Deployment>()
             .get("megatoon-was")

@@ -7,7 +7,8 @@ pub mod prune;
 pub mod reconcile;
 pub mod status;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -38,7 +39,38 @@ pub struct Context {
     pub recorder: Option<Recorder>,
     /// The clock, replaceable in tests.
     pub clock: Box<dyn Fn() -> jiff::Timestamp + Send + Sync>,
+    /// Consecutive failures per stack, for retry delays.
+    pub backoff: Backoff,
 }
+
+/// Consecutive reconcile failures per stack (`namespace/name`), so that retry delays
+/// grow while a stack keeps failing and start short again after a success.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Backoff {
+    /// Counts a failure of `key` and returns how many it has had in a row.
+    pub fn failed(&self, key: &str) -> u32 {
+        let Ok(mut failures) = self.failures.lock() else {
+            return 1;
+        };
+        let count = failures.entry(key.to_string()).or_insert(0);
+        *count = count.saturating_add(1);
+        *count
+    }
+
+    /// Forgets the failures of `key` after it reconciled.
+    pub fn succeeded(&self, key: &str) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(key);
+        }
+    }
+}
+
+/// The longest wait between retries of a failing stack.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
 
 impl Context {
     /// A context with the real clock and an event recorder.
@@ -52,28 +84,31 @@ impl Context {
             client,
             metrics,
             clock: Box::new(jiff::Timestamp::now),
+            backoff: Backoff::default(),
         }
     }
 }
 
-/// How long to wait before retrying after `error`: an invalid spec waits for a
-/// change (its status says what to fix); API errors retry soon.
-pub fn retry_after(error: &Error) -> Action {
-    match error {
-        Error::InvalidSpec(_) | Error::Parse { .. } => Action::await_change(),
-        error if error.is_conflict() => Action::requeue(Duration::from_secs(1)),
-        _ => Action::requeue(Duration::from_secs(10)),
-    }
+/// How long to wait before retrying after the `attempt`-th failure in a row with
+/// `error`: an invalid spec waits for a change (its status says what to fix); a
+/// conflict retries after 1 s and other errors after 5 s, doubling with each further
+/// failure up to [`MAX_RETRY_DELAY`], so a struggling API server is not hammered.
+pub fn retry_after(error: &Error, attempt: u32) -> Action {
+    let first = match error {
+        Error::InvalidSpec(_) | Error::Parse { .. } => return Action::await_change(),
+        error if error.is_conflict() => Duration::from_secs(1),
+        _ => Duration::from_secs(5),
+    };
+    let doublings = attempt.saturating_sub(1).min(16);
+    Action::requeue(first.saturating_mul(1 << doublings).min(MAX_RETRY_DELAY))
 }
 
 fn error_policy(stack: Arc<WebtoonStack>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile_failed(error);
-    tracing::warn!(
-        stack = %kube::ResourceExt::name_any(stack.as_ref()),
-        error = %error,
-        "reconcile failed"
-    );
-    retry_after(error)
+    let key = reconcile::stack_key(&stack);
+    let attempt = ctx.backoff.failed(&key);
+    tracing::warn!(stack = %key, attempt, error = %error, "reconcile failed");
+    retry_after(error, attempt)
 }
 
 /// Runs the controller until SIGTERM or SIGINT. `namespace` limits it to one namespace.
@@ -135,4 +170,59 @@ pub async fn run(client: Client, namespace: Option<String>, metrics: Arc<Metrics
         .await;
     metrics.set_watching(false);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(code: u16) -> Error {
+        Error::kube(
+            "apply",
+            "Deployment",
+            "megatoon-was",
+            kube::Error::Api(
+                kube::core::Status::failure("injected", "Test")
+                    .with_code(code)
+                    .boxed(),
+            ),
+        )
+    }
+
+    #[test]
+    fn retry_delays_double_per_failure_up_to_the_cap() {
+        let delays: Vec<Action> = (1..=8).map(|n| retry_after(&api_error(500), n)).collect();
+        let expected: Vec<Action> = [5, 10, 20, 40, 80, 160, 300, 300]
+            .into_iter()
+            .map(|s| Action::requeue(Duration::from_secs(s)))
+            .collect();
+        assert_eq!(delays, expected);
+        assert_eq!(
+            retry_after(&api_error(409), 1),
+            Action::requeue(Duration::from_secs(1))
+        );
+        assert_eq!(
+            retry_after(&api_error(409), 3),
+            Action::requeue(Duration::from_secs(4))
+        );
+        assert_eq!(
+            retry_after(&api_error(500), u32::MAX),
+            Action::requeue(MAX_RETRY_DELAY)
+        );
+        assert_eq!(
+            retry_after(&Error::InvalidSpec(Vec::new()), 5),
+            Action::await_change()
+        );
+    }
+
+    #[test]
+    fn backoff_counts_failures_per_stack_and_forgets_them_on_success() {
+        let backoff = Backoff::default();
+        assert_eq!(backoff.failed("webtoon/a"), 1);
+        assert_eq!(backoff.failed("webtoon/a"), 2);
+        assert_eq!(backoff.failed("webtoon/b"), 1);
+        backoff.succeeded("webtoon/a");
+        assert_eq!(backoff.failed("webtoon/a"), 1);
+        assert_eq!(backoff.failed("webtoon/b"), 2);
+    }
 }

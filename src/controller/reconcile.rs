@@ -41,15 +41,27 @@ async fn within<T>(step: &'static str, work: impl Future<Output = Result<T>>) ->
         }))
 }
 
-/// Reconciles one stack; see the module documentation for the steps.
-pub async fn reconcile(stack: Arc<WebtoonStack>, ctx: Arc<Context>) -> Result<Action> {
-    let _timer = ctx.metrics.reconcile_started();
-    let now = (ctx.clock)();
-    let key = format!(
+/// `namespace/name` of a stack, the key of its metrics and retry state.
+pub fn stack_key(stack: &WebtoonStack) -> String {
+    format!(
         "{}/{}",
         stack.namespace().unwrap_or_default(),
         stack.name_any()
-    );
+    )
+}
+
+/// Reconciles one stack; see the module documentation for the steps. A success
+/// resets the stack's retry delay.
+pub async fn reconcile(stack: Arc<WebtoonStack>, ctx: Arc<Context>) -> Result<Action> {
+    let key = stack_key(&stack);
+    let action = reconcile_stack(stack, &ctx, &key).await?;
+    ctx.backoff.succeeded(&key);
+    Ok(action)
+}
+
+async fn reconcile_stack(stack: Arc<WebtoonStack>, ctx: &Context, key: &str) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile_started();
+    let now = (ctx.clock)();
     let previous = stack.status.as_ref();
 
     let validated = match validate(&stack) {
@@ -61,19 +73,19 @@ pub async fn reconcile(stack: Arc<WebtoonStack>, ctx: Arc<Context>) -> Result<Ac
                 .and_then(|p| p.conditions.iter().find(|c| c.type_ == condition::STALLED))
                 .is_some_and(|c| c.reason == "InvalidSpec" && c.message == message);
             if !was_invalid {
-                publish(&ctx, &stack, EventType::Warning, "InvalidSpec", &message).await;
+                publish(ctx, &stack, EventType::Warning, "InvalidSpec", &message).await;
             }
             within(
                 "writing status",
-                patch_status(&ctx, &stack, previous, status),
+                patch_status(ctx, &stack, previous, status),
             )
             .await?;
-            ctx.metrics.set_ready(&key, Some(false));
+            ctx.metrics.set_ready(key, Some(false));
             return Ok(Action::await_change());
         }
     };
 
-    if let Err(error) = within("applying children", converge(&ctx, &validated, now)).await {
+    if let Err(error) = within("applying children", converge(ctx, &validated, now)).await {
         let status = status::retrying(
             stack.metadata.generation,
             &error.to_string(),
@@ -82,7 +94,7 @@ pub async fn reconcile(stack: Arc<WebtoonStack>, ctx: Arc<Context>) -> Result<Ac
         );
         if let Err(status_error) = within(
             "writing status",
-            patch_status(&ctx, &stack, previous, status),
+            patch_status(ctx, &stack, previous, status),
         )
         .await
         {
@@ -91,7 +103,7 @@ pub async fn reconcile(stack: Arc<WebtoonStack>, ctx: Arc<Context>) -> Result<Ac
         return Err(error);
     }
 
-    let children_status = within("reading children", observe(&ctx, &validated)).await?;
+    let children_status = within("reading children", observe(ctx, &validated)).await?;
     let status = status::compute(
         &validated,
         stack.metadata.generation,
@@ -102,7 +114,7 @@ pub async fn reconcile(stack: Arc<WebtoonStack>, ctx: Arc<Context>) -> Result<Ac
     let ready = is_true(Some(&status), condition::READY);
     if previous.is_none() {
         publish(
-            &ctx,
+            ctx,
             &stack,
             EventType::Normal,
             "Created",
@@ -111,7 +123,7 @@ pub async fn reconcile(stack: Arc<WebtoonStack>, ctx: Arc<Context>) -> Result<Ac
         .await;
     } else if ready && !is_true(previous, condition::READY) {
         publish(
-            &ctx,
+            ctx,
             &stack,
             EventType::Normal,
             "Recovered",
@@ -125,14 +137,14 @@ pub async fn reconcile(stack: Arc<WebtoonStack>, ctx: Arc<Context>) -> Result<Ac
             .find(|c| c.type_ == condition::READY)
             .map(|c| c.message.clone())
             .unwrap_or_default();
-        publish(&ctx, &stack, EventType::Warning, "Degraded", &message).await;
+        publish(ctx, &stack, EventType::Warning, "Degraded", &message).await;
     }
     within(
         "writing status",
-        patch_status(&ctx, &stack, previous, status),
+        patch_status(ctx, &stack, previous, status),
     )
     .await?;
-    ctx.metrics.set_ready(&key, Some(ready));
+    ctx.metrics.set_ready(key, Some(ready));
     Ok(Action::requeue(next_wakeup(&validated, now)))
 }
 
