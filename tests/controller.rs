@@ -10,8 +10,10 @@ use common::fake_api::{FakeApi, Fault, Wire};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use webtoon_operator::Error;
@@ -43,11 +45,25 @@ fn production(uid: &str) -> WebtoonStack {
 }
 
 async fn cluster(stack: WebtoonStack) -> Cluster {
+    cluster_with(stack, false).await
+}
+
+/// A cluster whose operator publishes events when `events` is set.
+async fn cluster_with(stack: WebtoonStack, events: bool) -> Cluster {
     let api = FakeApi::with_stack(stack).await;
+    let recorder = events.then(|| {
+        Recorder::new(
+            api.operator.clone(),
+            Reporter {
+                controller: "webtoon-operator".to_string(),
+                instance: None,
+            },
+        )
+    });
     let ctx = Arc::new(Context {
         client: api.operator,
         metrics: Arc::new(Metrics::default()),
-        recorder: None,
+        recorder,
         backoff: Backoff::default(),
         clock: Box::new(|| "2026-11-22T12:00:00Z".parse().expect("time")),
     });
@@ -454,6 +470,90 @@ async fn a_was_with_no_available_replica_is_not_ready() {
     assert!(condition(&status, "Ready").message.contains("WasReady"));
     assert_eq!(condition(&status, "ProxyReady").status, "True");
     assert_eq!(status.was.as_ref().map(|t| t.summary.as_str()), Some("0/3"));
+}
+
+#[tokio::test]
+async fn transitions_are_published_as_events_on_the_stack() {
+    let c = cluster_with(production("uid-1"), true).await;
+    let events = || async {
+        let mut seen: Vec<(String, String, String)> = c
+            .api::<Event>()
+            .list(&ListParams::default())
+            .await
+            .expect("events")
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("megatoon"))
+            .map(|e| {
+                (
+                    e.type_.unwrap_or_default(),
+                    e.reason.unwrap_or_default(),
+                    e.note.unwrap_or_default(),
+                )
+            })
+            .collect();
+        seen.sort();
+        seen
+    };
+    let reasons = |seen: &[(String, String, String)]| -> Vec<String> {
+        seen.iter().map(|(t, r, _)| format!("{t}/{r}")).collect()
+    };
+
+    c.reconcile("megatoon").await.expect("create");
+    assert_eq!(reasons(&events().await), ["Normal/Created"]);
+    c.reconcile("megatoon").await.expect("steady");
+    assert_eq!(
+        reasons(&events().await),
+        ["Normal/Created"],
+        "no news, no event"
+    );
+
+    c.make_healthy(3).await;
+    c.reconcile("megatoon").await.expect("healthy");
+    assert_eq!(
+        reasons(&events().await),
+        ["Normal/Created", "Normal/Recovered"]
+    );
+
+    c.set_status::<Deployment>(
+        "megatoon-was",
+        json!({"availableReplicas": 0, "readyReplicas": 0, "replicas": 3}),
+    )
+    .await;
+    c.reconcile("megatoon").await.expect("degraded");
+    let seen = events().await;
+    assert_eq!(
+        reasons(&seen),
+        ["Normal/Created", "Normal/Recovered", "Warning/Degraded"]
+    );
+    let degraded = &seen[2].2;
+    assert!(
+        degraded.contains("WasReady: no WAS replica is available (0/3)"),
+        "the event says which tier and what is wrong: {degraded}"
+    );
+
+    c.api::<WebtoonStack>()
+        .patch(
+            "megatoon",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"hosts": ["a.example; include /etc/passwd"]}})),
+        )
+        .await
+        .expect("break the spec");
+    c.reconcile("megatoon").await.expect("invalid");
+    c.reconcile("megatoon").await.expect("still invalid");
+    let seen = events().await;
+    assert_eq!(
+        reasons(&seen),
+        [
+            "Normal/Created",
+            "Normal/Recovered",
+            "Warning/Degraded",
+            "Warning/InvalidSpec"
+        ],
+        "one event per transition, not per reconcile"
+    );
+    assert!(seen[3].2.contains("spec.hosts[0]"), "{}", seen[3].2);
 }
 
 /// Paused time: the hang waits out the reconcile's API deadline at once.

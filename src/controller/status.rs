@@ -218,7 +218,13 @@ pub fn compute(
         ),
     };
     let tiers = [proxy_v, was_v, db_v, cache_v, storage_v];
-    let not_ready: Vec<&str> = tiers.iter().filter(|v| !v.ok).map(|v| v.type_).collect();
+    // Each waiting tier with its own message, so that the Ready condition and the
+    // Degraded event say what is wrong, not only where.
+    let not_ready: Vec<String> = tiers
+        .iter()
+        .filter(|v| !v.ok)
+        .map(|v| format!("{}: {}", v.type_, v.message))
+        .collect();
     let ready = not_ready.is_empty();
     let stalled = proxy_failed || was_failed;
     let ready_v = if ready {
@@ -233,7 +239,7 @@ pub fn compute(
             condition::READY,
             false,
             "NotReady",
-            format!("waiting for {}", not_ready.join(", ")),
+            format!("waiting for {}", not_ready.join("; ")),
         )
     };
     let reconciling_v = if ready || stalled {
@@ -248,7 +254,7 @@ pub fn compute(
             condition::RECONCILING,
             true,
             "Progressing",
-            format!("waiting for {}", not_ready.join(", ")),
+            format!("waiting for {}", not_ready.join("; ")),
         )
     };
     let stalled_v = if stalled {
