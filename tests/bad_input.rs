@@ -1,5 +1,6 @@
 //! Hostile or malformed values are rejected by `validate` with a message that names
-//! the field, by the CRD schema as well, and never reach a rendered nginx.conf.
+//! the field, by the CRD schema as well, and never reach a rendered nginx.conf or a
+//! rendered database script.
 
 mod common;
 
@@ -75,6 +76,31 @@ fn cases() -> Vec<(&'static str, &'static str, serde_json::Value)> {
             "spec.was.fastcgiRoot",
             "/spec/was/fastcgiRoot",
             json!("/var/www; fastcgi_param X y"),
+        ),
+        (
+            "spec.database.name",
+            "/spec/database",
+            json!({"name": "w`; DROP DATABASE mysql; --"}),
+        ),
+        (
+            "spec.database.user",
+            "/spec/database",
+            json!({"user": "app'@'%' IDENTIFIED BY 'x"}),
+        ),
+        (
+            "spec.database.restore.from",
+            "/spec/database",
+            json!({"restore": {"from": "../../etc/passwd.sql.gz"}}),
+        ),
+        (
+            "spec.database.restore.from",
+            "/spec/database",
+            json!({"restore": {"from": "$(reboot).sql.gz"}}),
+        ),
+        (
+            "spec.database.backup.timeZone",
+            "/spec/database",
+            json!({"backup": {"timeZone": "Asia/Seoul; rm -rf /"}}),
         ),
         ("spec.was.image", "/spec/was/image", json!("nginx:latest")),
         ("spec.was.image", "/spec/was/image", json!("nginx")),

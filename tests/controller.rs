@@ -9,6 +9,7 @@ use std::sync::Arc;
 use common::fake_api::{FakeApi, Fault, Wire};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -308,7 +309,8 @@ async fn credentials_are_generated_once_and_survive_delete_and_recreate_under_re
     assert_eq!(c.names::<Secret>().await, ["megatoon-credentials"]);
     assert_eq!(
         c.names::<PersistentVolumeClaim>().await,
-        ["megatoon-images"]
+        ["megatoon-database-backup", "megatoon-images"],
+        "the backup claim is data, kept like the image claim"
     );
 
     let mut again = production("uid-2");
@@ -336,6 +338,34 @@ async fn delete_policy_lets_garbage_collection_take_the_data() {
     c.delete_stack("megatoon", "uid-1").await;
     assert!(c.names::<Secret>().await.is_empty());
     assert!(c.names::<PersistentVolumeClaim>().await.is_empty());
+}
+
+#[tokio::test]
+async fn turning_backups_off_prunes_the_schedule_and_keeps_the_backups() {
+    let c = cluster(production("uid-1")).await;
+    c.reconcile("megatoon").await.expect("reconcile");
+    assert_eq!(c.names::<CronJob>().await, ["megatoon-database-backup"]);
+    c.api::<WebtoonStack>()
+        .patch(
+            "megatoon",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"database": {"backup": null}}})),
+        )
+        .await
+        .expect("spec change");
+    c.reconcile("megatoon").await.expect("reconcile");
+    assert!(c.names::<CronJob>().await.is_empty());
+    assert!(
+        !c.names::<ConfigMap>()
+            .await
+            .contains(&"megatoon-database-backup".to_string()),
+        "the script goes with the schedule"
+    );
+    assert_eq!(
+        c.names::<PersistentVolumeClaim>().await,
+        ["megatoon-database-backup", "megatoon-images"],
+        "the claim with the backups is data: never pruned"
+    );
 }
 
 #[tokio::test]

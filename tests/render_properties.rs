@@ -114,6 +114,7 @@ proptest! {
             credentials: Some(Credentials {
                 database_root_password: "r".repeat(32),
                 database_password: "d".repeat(32),
+                database_backup_password: "b".repeat(32),
                 cache_password: "c".repeat(32),
             }),
             now: if during_sale { "2026-12-01T12:00:00+09:00".parse().ok() } else { None },

@@ -16,6 +16,7 @@ fn credentials() -> Credentials {
     Credentials {
         database_root_password: "root-secret-value-0123456789abcdef".to_string(),
         database_password: "app-secret-value-0123456789abcdefg".to_string(),
+        database_backup_password: "backup-secret-value-0123456789abcd".to_string(),
         cache_password: "cache-secret-value-0123456789abcde".to_string(),
     }
 }
@@ -108,7 +109,17 @@ fn every_pod_meets_the_restricted_profile() {
                 c.stateful_sets
                     .iter()
                     .filter_map(|s| s.spec.as_ref()?.template.spec.clone()),
-            );
+            )
+            .chain(c.cron_jobs.iter().filter_map(|j| {
+                j.spec
+                    .as_ref()?
+                    .job_template
+                    .spec
+                    .as_ref()?
+                    .template
+                    .spec
+                    .clone()
+            }));
         let mut count = 0;
         for pod in pods {
             count += 1;
@@ -522,7 +533,7 @@ fn credentials_secret_exists_only_when_observed_and_render_output_holds_no_value
         },
     );
     let data = with.secrets[0].data.as_ref().expect("data");
-    assert_eq!(data.len(), 3);
+    assert_eq!(data.len(), 4);
     assert_eq!(
         with.secrets[0].metadata.name.as_deref(),
         Some("megatoon-credentials")

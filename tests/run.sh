@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need when it is missing, then runs
 # every layer below the cluster (formatting, lints, unit, schema, CEL, render
-# properties and the generated nginx config in a real nginx).
+# properties, the generated nginx config in a real nginx, and the rendered MariaDB
+# and Redis scripts and configuration in real servers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+[ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server)
+command -v mariadb-dump >/dev/null 2>&1 || need_apt+=(mariadb-client)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
-# Debian starts nginx on install; the tests run their own instances on 127.0.0.1.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop nginx >/dev/null 2>&1 || true; fi
+# Debian starts these servers on install; the tests run their own instances on
+# 127.0.0.1, each on its own port and in its own directory.
+if command -v systemctl >/dev/null 2>&1; then
+  for service in nginx mariadb redis-server; do
+    systemctl stop "$service" >/dev/null 2>&1 || true
+  done
+fi
 
 venv=.venv
 if [ ! -x "$venv/bin/kubernetes-validate" ]; then

@@ -32,6 +32,7 @@ fn observed() -> Observed {
         credentials: Some(Credentials {
             database_root_password: "r".repeat(32),
             database_password: "d".repeat(32),
+            database_backup_password: "b".repeat(32),
             cache_password: "c".repeat(32),
         }),
         now: "2026-12-01T12:00:00+09:00".parse().ok(),
@@ -114,10 +115,17 @@ fn rendered_objects_are_valid_kubernetes_for_oldest_and_newest_versions() {
             !stdout.contains("Couldn't find schema") && !stderr.contains("Couldn't find schema"),
             "an object had no schema in {version}:\n{stderr}"
         );
-        assert!(
-            stdout.contains("customresourcedefinition/webtoonstacks.webtoon.io")
-                || stderr.contains("customresourcedefinition/webtoonstacks.webtoon.io")
-        );
+        for resource in [
+            "customresourcedefinition/webtoonstacks.webtoon.io",
+            "cronjob/megatoon-database-backup",
+            "persistentvolumeclaim/megatoon-database-backup",
+            "persistentvolumeclaim/phptoon-database-backup",
+        ] {
+            assert!(
+                stdout.contains(resource) || stderr.contains(resource),
+                "{resource} was not validated against {version}"
+            );
+        }
     }
 }
 

@@ -541,7 +541,7 @@ impl Checker {
                 value,
                 &SQL_IDENTIFIER,
                 32,
-                "a MariaDB identifier: start with a letter, then letters, digits or _",
+                "a MariaDB identifier: start with a letter, then letters, digits or _, such as webtoon",
             );
         }
         self.volume("spec.database.storage", &db.storage, "20Gi");
@@ -575,7 +575,7 @@ impl Checker {
                 &restore.from,
                 &BACKUP_NAME,
                 140,
-                "latest or a backup file name ending in .sql.gz",
+                "latest or a backup file name, such as webtoon-20261201T030000Z.sql.gz",
             );
             if let Some(claim) = &restore.claim_name {
                 self.pattern(

@@ -114,7 +114,8 @@ where
 }
 
 /// Applies every child in dependency order: configuration, secrets and volumes,
-/// then services, the data tier, the WAS and the proxy, then autoscalers and budgets.
+/// then services, the data tier and its backup schedule, the WAS and the proxy, then
+/// autoscalers and budgets.
 /// Returns the number of objects written.
 pub async fn apply_all(client: &Client, namespace: &str, children: &Children) -> Result<usize> {
     // Destructured without `..`: a kind that render builds but apply forgets will not compile.
@@ -125,6 +126,7 @@ pub async fn apply_all(client: &Client, namespace: &str, children: &Children) ->
         persistent_volume_claims,
         services,
         stateful_sets,
+        cron_jobs,
         deployments,
         horizontal_pod_autoscalers,
         pod_disruption_budgets,
@@ -136,6 +138,8 @@ pub async fn apply_all(client: &Client, namespace: &str, children: &Children) ->
     written += apply_namespaced(client, namespace, persistent_volume_claims).await?;
     written += apply_namespaced(client, namespace, services).await?;
     written += apply_namespaced(client, namespace, stateful_sets).await?;
+    // Backups run against the database, so their schedule starts after it.
+    written += apply_namespaced(client, namespace, cron_jobs).await?;
     // The WAS Deployment comes before the proxy's in render order.
     written += apply_namespaced(client, namespace, deployments).await?;
     written += apply_namespaced(client, namespace, horizontal_pod_autoscalers).await?;

@@ -10,7 +10,8 @@ use kube::api::{Api, PostParams};
 use crate::api::ValidatedStack;
 use crate::render::Credentials;
 use crate::render::credentials::{
-    CACHE_PASSWORD_KEY, DATABASE_PASSWORD_KEY, DATABASE_ROOT_PASSWORD_KEY, secret, secret_name,
+    CACHE_PASSWORD_KEY, DATABASE_BACKUP_PASSWORD_KEY, DATABASE_PASSWORD_KEY,
+    DATABASE_ROOT_PASSWORD_KEY, secret, secret_name,
 };
 use crate::{Error, Result};
 
@@ -64,6 +65,7 @@ pub async fn ensure(client: &Client, stack: &ValidatedStack) -> Result<Credentia
     let credentials = Credentials {
         database_root_password: value(DATABASE_ROOT_PASSWORD_KEY)?,
         database_password: value(DATABASE_PASSWORD_KEY)?,
+        database_backup_password: value(DATABASE_BACKUP_PASSWORD_KEY)?,
         cache_password: value(CACHE_PASSWORD_KEY)?,
     };
     if existing.is_none() {
@@ -83,6 +85,8 @@ pub async fn ensure(client: &Client, stack: &ValidatedStack) -> Result<Credentia
                         .unwrap_or(credentials.database_root_password),
                     database_password: read_key(&winner, DATABASE_PASSWORD_KEY)
                         .unwrap_or(credentials.database_password),
+                    database_backup_password: read_key(&winner, DATABASE_BACKUP_PASSWORD_KEY)
+                        .unwrap_or(credentials.database_backup_password),
                     cache_password: read_key(&winner, CACHE_PASSWORD_KEY)
                         .unwrap_or(credentials.cache_password),
                 });

@@ -14,6 +14,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Client;
@@ -147,6 +148,7 @@ pub async fn run(client: Client, namespace: Option<String>, metrics: Arc<Metrics
     Controller::new(stacks, config)
         .owns(owned::<Deployment>(&client, &namespace), children.clone())
         .owns(owned::<StatefulSet>(&client, &namespace), children.clone())
+        .owns(owned::<CronJob>(&client, &namespace), children.clone())
         .owns(owned::<Service>(&client, &namespace), children.clone())
         .owns(owned::<ConfigMap>(&client, &namespace), children.clone())
         .owns(owned::<Secret>(&client, &namespace), children.clone())

@@ -9,6 +9,7 @@ use std::fmt::Debug;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, ListParams};
@@ -83,6 +84,8 @@ pub async fn prune(client: &Client, stack: &ValidatedStack, children: &Children)
         prune_kind::<PodDisruptionBudget>(client, stack, names(&children.pod_disruption_budgets))
             .await?;
     deleted += prune_kind::<Deployment>(client, stack, names(&children.deployments)).await?;
+    // Turning backups off stops the schedule; the claim and its backups stay.
+    deleted += prune_kind::<CronJob>(client, stack, names(&children.cron_jobs)).await?;
     deleted += prune_kind::<StatefulSet>(client, stack, names(&children.stateful_sets)).await?;
     deleted += prune_kind::<Service>(client, stack, names(&children.services)).await?;
     deleted += prune_kind::<ConfigMap>(client, stack, names(&children.config_maps)).await?;

@@ -14,6 +14,9 @@ use crate::api::ValidatedStack;
 pub const DATABASE_ROOT_PASSWORD_KEY: &str = "database-root-password";
 /// Key of the application database user's password.
 pub const DATABASE_PASSWORD_KEY: &str = "database-password";
+/// Key of the password of the database backup user, which may only read the
+/// application database; it reaches the backup CronJob and the database pod only.
+pub const DATABASE_BACKUP_PASSWORD_KEY: &str = "database-backup-password";
 /// Key of the Redis application user's password.
 pub const CACHE_PASSWORD_KEY: &str = "cache-password";
 
@@ -24,6 +27,8 @@ pub struct Credentials {
     pub database_root_password: String,
     /// MariaDB application user password.
     pub database_password: String,
+    /// MariaDB backup user password.
+    pub database_backup_password: String,
     /// Redis application user password.
     pub cache_password: String,
 }
@@ -49,6 +54,10 @@ pub fn secret(stack: &ValidatedStack, credentials: &Credentials) -> Secret {
         (
             DATABASE_PASSWORD_KEY.to_string(),
             ByteString(credentials.database_password.clone().into_bytes()),
+        ),
+        (
+            DATABASE_BACKUP_PASSWORD_KEY.to_string(),
+            ByteString(credentials.database_backup_password.clone().into_bytes()),
         ),
         (
             CACHE_PASSWORD_KEY.to_string(),

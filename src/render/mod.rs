@@ -16,6 +16,7 @@ pub mod was;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolume, PersistentVolumeClaim, Secret, Service,
 };
@@ -42,16 +43,19 @@ pub struct Observed {
 pub struct Children {
     /// The credentials Secret.
     pub secrets: Vec<Secret>,
-    /// nginx, MariaDB and Redis configuration.
+    /// nginx, MariaDB and Redis configuration, and the database's init, restore and
+    /// backup scripts.
     pub config_maps: Vec<ConfigMap>,
     /// The NFS PersistentVolume for the image volume.
     pub persistent_volumes: Vec<PersistentVolume>,
-    /// Image volume claim.
+    /// Image volume claim and database backup claim; data, never pruned.
     pub persistent_volume_claims: Vec<PersistentVolumeClaim>,
     /// Services of every tier.
     pub services: Vec<Service>,
     /// MariaDB and Redis.
     pub stateful_sets: Vec<StatefulSet>,
+    /// Scheduled database backups; they need the database running.
+    pub cron_jobs: Vec<CronJob>,
     /// Proxy and WAS.
     pub deployments: Vec<Deployment>,
     /// Autoscalers of proxy and WAS.
@@ -78,7 +82,7 @@ pub fn render(stack: &ValidatedStack, observed: &Observed) -> Children {
 
 impl Children {
     /// Every object as JSON, in the order they are applied: configuration, secrets
-    /// and volumes first, then the data tier, then WAS, then proxy.
+    /// and volumes first, then the data tier and its backups, then WAS, then proxy.
     pub fn to_documents(&self) -> Result<Vec<serde_json::Value>> {
         // Destructured without `..` so that a new kind cannot be built and forgotten.
         let Self {
@@ -88,6 +92,7 @@ impl Children {
             persistent_volume_claims,
             services,
             stateful_sets,
+            cron_jobs,
             deployments,
             horizontal_pod_autoscalers,
             pod_disruption_budgets,
@@ -99,6 +104,7 @@ impl Children {
         push_all(&mut documents, persistent_volume_claims)?;
         push_all(&mut documents, services)?;
         push_all(&mut documents, stateful_sets)?;
+        push_all(&mut documents, cron_jobs)?;
         push_all(&mut documents, deployments)?;
         push_all(&mut documents, horizontal_pod_autoscalers)?;
         push_all(&mut documents, pod_disruption_budgets)?;

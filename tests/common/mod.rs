@@ -3,6 +3,7 @@
 
 pub mod fake_api;
 pub mod http_get;
+pub mod servers;
 pub mod stub_api_server;
 
 use std::path::{Path, PathBuf};

@@ -1,7 +1,12 @@
 //! The MariaDB tier: a single-replica StatefulSet with generated credentials, an
-//! application user limited to the application database, and a tuned my.cnf.
+//! application user limited to the application database, a tuned my.cnf, scheduled
+//! backups and a restore on first start.
 
+pub mod backup_cronjob;
+pub mod backup_script;
+pub mod init_script;
 pub mod my_cnf;
+pub mod restore_script;
 mod statefulset;
 
 pub use statefulset::statefulset;
@@ -67,5 +72,51 @@ pub fn build(stack: &ValidatedStack, children: &mut Children) {
         }),
         ..Default::default()
     });
-    children.stateful_sets.push(statefulset(stack, &cnf));
+    let mut init = BTreeMap::from([(
+        init_script::INIT_SCRIPT.to_string(),
+        init_script::init_script(&stack.spec.database),
+    )]);
+    if stack.spec.database.restore.is_some() {
+        init.insert(
+            restore_script::RESTORE_SCRIPT.to_string(),
+            restore_script::restore_script(),
+        );
+    }
+    // Scripts are part of what the pod runs: a change rolls it like a config change.
+    let rolled_with: String = std::iter::once(cnf.as_str())
+        .chain(init.values().map(String::as_str))
+        .collect();
+    children.config_maps.push(ConfigMap {
+        metadata: object_meta(
+            stack,
+            init_config_map_name(stack),
+            "database",
+            Lifetime::WithStack,
+        ),
+        data: Some(init),
+        ..Default::default()
+    });
+    let db = &stack.spec.database;
+    let restore_from_own_claim = db.restore.as_ref().is_some_and(|r| r.claim_name.is_none());
+    if db.backup.is_some() || restore_from_own_claim {
+        children
+            .persistent_volume_claims
+            .push(backup_cronjob::backup_claim(stack, db.backup.as_ref()));
+    }
+    if let Some(backup) = &db.backup {
+        children
+            .config_maps
+            .push(backup_cronjob::backup_config_map(stack));
+        children
+            .cron_jobs
+            .push(backup_cronjob::backup_cronjob(stack, backup));
+    }
+    children
+        .stateful_sets
+        .push(statefulset(stack, &rolled_with));
+}
+
+/// Name of the ConfigMap with the first-start scripts.
+pub fn init_config_map_name(stack: &ValidatedStack) -> String {
+    child_name(stack, "database-init")
 }

@@ -2,13 +2,19 @@
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, ContainerPort, ExecAction, Probe, Volume, VolumeMount,
+    ConfigMapVolumeSource, Container, ContainerPort, ExecAction, PersistentVolumeClaimVolumeSource,
+    Probe, Volume, VolumeMount,
 };
 
-use super::PORT;
+use super::backup_cronjob::{BACKUP_MOUNT, backup_name};
+use super::backup_script::BACKUP_DIR_ENV;
+use super::init_script::{APP_PASSWORD_ENV, BACKUP_PASSWORD_ENV, INIT_DIR, ROOT_PASSWORD_ENV};
+use super::restore_script::{RESTORE_FROM_ENV, RESTORE_MARKER, RESTORE_MARKER_ENV};
+use super::{PORT, init_config_map_name};
 use crate::api::ValidatedStack;
 use crate::render::credentials::{
-    DATABASE_PASSWORD_KEY, DATABASE_ROOT_PASSWORD_KEY, env_from_secret, env_value, secret_name,
+    DATABASE_BACKUP_PASSWORD_KEY, DATABASE_PASSWORD_KEY, DATABASE_ROOT_PASSWORD_KEY,
+    env_from_secret, env_value, secret_name,
 };
 use crate::render::meta::child_name;
 use crate::render::security::{container_security_context, scratch_volume};
@@ -36,12 +42,89 @@ fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
     }
 }
 
-/// The MariaDB StatefulSet. The image's entrypoint creates the application database
-/// and a user whose privileges cover that database only; root may log in only from
-/// inside the pod, and its password never reaches WAS pods.
-pub fn statefulset(stack: &ValidatedStack, my_cnf: &str) -> StatefulSet {
+/// The MariaDB StatefulSet. On first start the image runs the rendered init script
+/// (application database, application user limited to it, backup user) and, when a
+/// restore is asked for, the restore script; root may log in only from inside the
+/// pod, and its password never reaches WAS pods. `rolled_with` is the configuration
+/// whose change restarts the pod.
+pub fn statefulset(stack: &ValidatedStack, rolled_with: &str) -> StatefulSet {
     let db = &stack.spec.database;
     let secret = secret_name(stack);
+    let mut env = vec![
+        env_from_secret(
+            ROOT_PASSWORD_ENV,
+            &secret,
+            DATABASE_ROOT_PASSWORD_KEY,
+            false,
+        ),
+        env_value("MARIADB_ROOT_HOST", "localhost"),
+        env_value("MARIADB_AUTO_UPGRADE", "1"),
+        env_value("MARIADB_INITDB_SKIP_TZINFO", "1"),
+        env_value("WEBTOON_DB_NAME", db.name.clone()),
+        env_from_secret(APP_PASSWORD_ENV, &secret, DATABASE_PASSWORD_KEY, false),
+        env_from_secret(
+            BACKUP_PASSWORD_ENV,
+            &secret,
+            DATABASE_BACKUP_PASSWORD_KEY,
+            false,
+        ),
+    ];
+    let mut mounts = vec![
+        mount("data", "/var/lib/mysql", false),
+        mount("config", "/etc/mysql/conf.d", true),
+        mount("init", INIT_DIR, true),
+        mount("run", "/run/mysqld", false),
+        mount("tmp", "/tmp", false),
+    ];
+    let mut volumes = vec![
+        Volume {
+            name: "config".to_string(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: child_name(stack, "database-config"),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Volume {
+            name: "init".to_string(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: init_config_map_name(stack),
+                // Executable, so the image runs the scripts instead of sourcing them
+                // into its own shell.
+                default_mode: Some(0o555),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        scratch_volume("run", "16Mi", true),
+        scratch_volume("tmp", "1Gi", false),
+    ];
+    // While the marker of an unfinished restore exists the pod never turns ready.
+    let mut ready_check = "healthcheck.sh --connect --innodb_initialized".to_string();
+    // A first start initialises the data directory, which can take minutes; a
+    // restore loads the whole dump first: up to 10 minutes, or 6 hours with a restore.
+    let mut startup_failures = 60;
+    if let Some(restore) = &db.restore {
+        env.push(env_value(BACKUP_DIR_ENV, BACKUP_MOUNT));
+        env.push(env_value(RESTORE_FROM_ENV, restore.from.clone()));
+        env.push(env_value(RESTORE_MARKER_ENV, RESTORE_MARKER));
+        mounts.push(mount("backup", BACKUP_MOUNT, true));
+        volumes.push(Volume {
+            name: "backup".to_string(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: restore
+                    .claim_name
+                    .clone()
+                    .unwrap_or_else(|| backup_name(stack)),
+                read_only: Some(true),
+            }),
+            ..Default::default()
+        });
+        ready_check = format!("test ! -e {RESTORE_MARKER} && {ready_check}");
+        startup_failures = 6 * 360;
+    }
+    let ready_probe =
+        |period, failures| exec_probe(&["sh", "-c", ready_check.as_str()], period, failures, 0);
     let container = Container {
         name: "mariadb".to_string(),
         image: Some(db.image.clone()),
@@ -52,51 +135,15 @@ pub fn statefulset(stack: &ValidatedStack, my_cnf: &str) -> StatefulSet {
             protocol: Some("TCP".to_string()),
             ..Default::default()
         }]),
-        env: Some(vec![
-            env_from_secret(
-                "MARIADB_ROOT_PASSWORD",
-                &secret,
-                DATABASE_ROOT_PASSWORD_KEY,
-                false,
-            ),
-            env_value("MARIADB_ROOT_HOST", "localhost"),
-            env_value("MARIADB_DATABASE", db.name.clone()),
-            env_value("MARIADB_USER", db.user.clone()),
-            env_from_secret("MARIADB_PASSWORD", &secret, DATABASE_PASSWORD_KEY, false),
-            env_value("MARIADB_AUTO_UPGRADE", "1"),
-            env_value("MARIADB_INITDB_SKIP_TZINFO", "1"),
-        ]),
+        env: Some(env),
         resources: Some(db.resources.clone()),
-        readiness_probe: Some(exec_probe(
-            &["healthcheck.sh", "--connect", "--innodb_initialized"],
-            10,
-            3,
-            0,
-        )),
+        readiness_probe: Some(ready_probe(10, 3)),
         liveness_probe: Some(exec_probe(&["healthcheck.sh", "--connect"], 20, 6, 30)),
-        // A first start initialises the data directory, which can take minutes.
-        startup_probe: Some(exec_probe(&["healthcheck.sh", "--connect"], 10, 60, 0)),
+        startup_probe: Some(ready_probe(10, startup_failures)),
         security_context: Some(container_security_context(true)),
-        volume_mounts: Some(vec![
-            mount("data", "/var/lib/mysql", false),
-            mount("config", "/etc/mysql/conf.d", true),
-            mount("run", "/run/mysqld", false),
-            mount("tmp", "/tmp", false),
-        ]),
+        volume_mounts: Some(mounts),
         ..Default::default()
     };
-    let volumes = vec![
-        Volume {
-            name: "config".to_string(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: child_name(stack, "database-config"),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        scratch_volume("run", "16Mi", true),
-        scratch_volume("tmp", "1Gi", false),
-    ];
     stateful::statefulset(
         stack,
         DataTier {
@@ -104,7 +151,7 @@ pub fn statefulset(stack: &ValidatedStack, my_cnf: &str) -> StatefulSet {
             container,
             volumes,
             data: Some(&db.storage),
-            config: my_cnf,
+            config: rolled_with,
             termination_grace_seconds: 60,
         },
     )

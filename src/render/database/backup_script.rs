@@ -1,0 +1,87 @@
+//! The backup script the backup CronJob runs in the database image. Everything it
+//! needs comes from the environment the CronJob sets, so the same script runs
+//! unchanged against any server: a consistent dump, compressed, written under a
+//! temporary name, checked, renamed when complete, then the oldest pruned.
+
+/// File name of the backup script in its ConfigMap.
+pub const BACKUP_SCRIPT: &str = "backup.sh";
+/// Environment variable: directory of the backup files.
+pub const BACKUP_DIR_ENV: &str = "WEBTOON_BACKUP_DIR";
+/// Environment variable: how many of the newest backups to keep.
+pub const BACKUP_KEEP_ENV: &str = "WEBTOON_BACKUP_KEEP";
+/// The line the dump tool writes last; a dump without it was cut short.
+pub const DUMP_COMPLETE_MARK: &str = "-- Dump completed";
+
+/// `backup.sh`. Backup files are named `<database>-<UTC time>.sql.gz`
+/// (`webtoon-20261201T030000Z.sql.gz`), so that name order is time order.
+pub fn backup_script() -> String {
+    format!(
+        r#"#!/bin/bash
+# Rendered by webtoon-operator.
+set -euo pipefail
+for var in WEBTOON_DB_HOST WEBTOON_DB_PORT WEBTOON_DB_NAME WEBTOON_DB_USER WEBTOON_DB_PASSWORD {BACKUP_DIR_ENV} {BACKUP_KEEP_ENV}; do
+  if [ -z "${{!var:-}}" ]; then
+    echo "backup failed: $var is not set" >&2
+    exit 1
+  fi
+done
+db=$WEBTOON_DB_NAME
+dir=${BACKUP_DIR_ENV}
+keep=${BACKUP_KEEP_ENV}
+case $keep in ''|*[!0-9]*|0) echo "backup failed: $BACKUP_KEEP_ENV must be a positive number" >&2; exit 1 ;; esac
+umask 077
+started=$(date -u +%s)
+name="$db-$(date -u +%Y%m%dT%H%M%SZ).sql.gz"
+partial="$dir/.$name.partial"
+trap 'rm -f "$partial"' EXIT
+fail() {{
+  echo "backup failed: database=$db file=$name: $1" >&2
+  exit 1
+}}
+if [ -e "$dir/$name" ]; then fail "a backup with this name already exists"; fi
+# The password travels in the environment, never on a command line.
+MYSQL_PWD=$WEBTOON_DB_PASSWORD mariadb-dump \
+  --host="$WEBTOON_DB_HOST" --port="$WEBTOON_DB_PORT" --user="$WEBTOON_DB_USER" \
+  --single-transaction --routines --events --triggers --no-tablespaces --hex-blob \
+  --default-character-set=utf8mb4 --skip-dump-date \
+  -- "$db" | gzip -6 > "$partial" || fail "mariadb-dump or gzip exited with an error"
+gzip -t "$partial" || fail "the compressed file does not verify"
+gzip -dc "$partial" | tail -n 1 | grep -q -- '^{DUMP_COMPLETE_MARK}' || fail "the dump is incomplete"
+mv -- "$partial" "$dir/$name"
+# Prune by name, which is time order; only files this script writes are considered.
+mapfile -t backups < <(find "$dir" -maxdepth 1 -type f -name "$db-*Z.sql.gz" -printf '%f\n' | sort)
+pruned=0
+while [ "${{#backups[@]}}" -gt "$keep" ]; do
+  rm -f -- "$dir/${{backups[0]}}"
+  backups=("${{backups[@]:1}}")
+  pruned=$((pruned + 1))
+done
+echo "backup ok: database=$db file=$name bytes=$(stat -c %s "$dir/$name") seconds=$(( $(date -u +%s) - started )) kept=${{#backups[@]}} pruned=$pruned"
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dump_is_consistent_complete_and_written_atomically() {
+        let script = backup_script();
+        for part in [
+            "--single-transaction",
+            "--routines",
+            "--events",
+            "--triggers",
+            "gzip -t \"$partial\"",
+            "mv -- \"$partial\" \"$dir/$name\"",
+            "set -euo pipefail",
+        ] {
+            assert!(script.contains(part), "missing {part}");
+        }
+        assert!(
+            !script.contains("--password"),
+            "no password on a command line"
+        );
+    }
+}

@@ -1,0 +1,255 @@
+//! Real MariaDB and Redis servers for the data-plane tests: each on 127.0.0.1, on a
+//! free port, in its own temporary directory, stopped on drop.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::TempDir;
+
+/// How long a server may take to start.
+const START_DEADLINE: Duration = Duration::from_secs(90);
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + START_DEADLINE;
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what} did not start in time");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn stop(child: &mut Child) {
+    // SIGTERM first, so that the server shuts down cleanly, then make sure.
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The password the tests give MariaDB's root user, as the image does from the Secret.
+pub const ROOT_PASSWORD: &str = "root-Pass'word\\with\"quotes";
+
+/// A MariaDB server started with the rendered `webtoon.cnf`; only the data
+/// directory, socket, port and bind address differ, on the command line.
+pub struct MariaDb {
+    /// Its temporary directory: data, socket, logs and anything else the test needs.
+    pub dir: TempDir,
+    /// TCP port on 127.0.0.1.
+    pub port: u16,
+    child: Child,
+}
+
+impl MariaDb {
+    /// Initialises a data directory, starts the server and sets the root password.
+    pub fn start(name: &str, my_cnf: &str) -> Self {
+        let dir = TempDir::new(name);
+        let data = dir.0.join("data");
+        let cnf = dir.0.join("webtoon.cnf");
+        std::fs::write(&cnf, my_cnf).expect("write my.cnf");
+        // Servers running side by side must not share temporary table names in /tmp.
+        let tmp = dir.0.join("tmp");
+        std::fs::create_dir_all(&tmp).expect("tmp dir");
+        let install = Command::new("mariadb-install-db")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg("--auth-root-authentication-method=normal")
+            .arg("--skip-test-db")
+            .arg("--user=root")
+            .arg(format!("--tmpdir={}", tmp.display()))
+            .output()
+            .expect("mariadb-install-db runs (apt install mariadb-server)");
+        assert!(install.status.success(), "mariadb-install-db: {install:?}");
+        let port = free_port();
+        let child = Command::new("mariadbd")
+            .arg(format!("--defaults-file={}", cnf.display()))
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", dir.0.join("mysqld.sock").display()))
+            .arg(format!("--pid-file={}", dir.0.join("mysqld.pid").display()))
+            .arg(format!("--log-error={}", dir.0.join("error.log").display()))
+            .arg(format!("--port={port}"))
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--tmpdir={}", tmp.display()))
+            .arg("--user=root")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mariadbd starts");
+        let server = MariaDb { dir, port, child };
+        wait_until("mariadbd", || {
+            server
+                .socket_client("")
+                .args(["-e", "select 1"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+        let set = server
+            .socket_client("")
+            .arg("-e")
+            .arg(format!(
+                "ALTER USER root@localhost IDENTIFIED BY '{}'",
+                ROOT_PASSWORD.replace('\\', "\\\\").replace('\'', "''")
+            ))
+            .output()
+            .expect("mariadb client runs");
+        assert!(set.status.success(), "set root password: {set:?}");
+        server
+    }
+
+    /// The socket path.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.0.join("mysqld.sock")
+    }
+
+    fn socket_client(&self, password: &str) -> Command {
+        let mut command = Command::new("mariadb");
+        command
+            .arg("--no-defaults")
+            .arg("--default-character-set=utf8mb4")
+            .arg("--protocol=socket")
+            .arg(format!("--socket={}", self.socket().display()))
+            .arg("--user=root")
+            .env("MYSQL_PWD", password);
+        command
+    }
+
+    /// Runs SQL as root over the socket.
+    pub fn root(&self, sql: &str) -> Output {
+        self.socket_client(ROOT_PASSWORD)
+            .args(["--batch", "--skip-column-names", "-e", sql])
+            .output()
+            .expect("mariadb client runs")
+    }
+
+    /// Runs SQL as `user` over TCP, the way a WAS or the backup job connects.
+    pub fn as_user(&self, user: &str, password: &str, sql: &str) -> Output {
+        Command::new("mariadb")
+            .arg("--no-defaults")
+            .arg("--default-character-set=utf8mb4")
+            .arg("--protocol=tcp")
+            .arg("--host=127.0.0.1")
+            .arg(format!("--port={}", self.port))
+            .arg(format!("--user={user}"))
+            .env("MYSQL_PWD", password)
+            .args(["--batch", "--skip-column-names", "-e", sql])
+            .output()
+            .expect("mariadb client runs")
+    }
+
+    /// Runs a rendered script with bash and `env`. The clients it calls find this
+    /// server's socket through `~/.my.cnf`, the way the image's clients find the
+    /// image's socket through its own configuration.
+    pub fn run_script(&self, script: &Path, env: &[(&str, String)]) -> Output {
+        let home = self.dir.0.join("home");
+        std::fs::create_dir_all(&home).expect("home dir");
+        std::fs::write(
+            home.join(".my.cnf"),
+            format!("[client]\nsocket={}\n", self.socket().display()),
+        )
+        .expect("write ~/.my.cnf");
+        let mut command = Command::new("bash");
+        command.arg(script).env("HOME", &home);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command.output().expect("bash runs")
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
+/// A Redis server started through the rendered start script.
+pub struct Redis {
+    /// Its temporary directory.
+    pub dir: TempDir,
+    /// TCP port on 127.0.0.1.
+    pub port: u16,
+    child: Child,
+}
+
+impl Redis {
+    /// Writes `redis.conf` and `start.sh` and runs `sh start.sh` with `REDIS_PASSWORD`.
+    pub fn start(name: &str, redis_conf: &str, start_sh: &str, password: &str) -> Self {
+        let dir = TempDir::new(name);
+        std::fs::write(dir.0.join("redis.conf"), redis_conf).expect("write redis.conf");
+        std::fs::write(dir.0.join("start.sh"), start_sh).expect("write start.sh");
+        let port = redis_port_of(redis_conf);
+        let child = Command::new("sh")
+            .arg(dir.0.join("start.sh"))
+            .env("REDIS_PASSWORD", password)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis start script runs");
+        let server = Redis { dir, port, child };
+        wait_until("redis-server", || {
+            server
+                .cli(None, &["ping"])
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("NOAUTH"))
+        });
+        server
+    }
+
+    /// Runs `redis-cli` with one command, as `user`/`password` or without AUTH.
+    pub fn cli(&self, auth: Option<(&str, &str)>, args: &[&str]) -> std::io::Result<Output> {
+        let mut command = Command::new("redis-cli");
+        command
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "--no-auth-warning",
+            ])
+            .stdin(Stdio::null());
+        if let Some((user, password)) = auth {
+            command.args(["--user", user, "--pass", password]);
+        }
+        command.args(args).output()
+    }
+
+    /// Output of one command as text (replies and errors alike).
+    pub fn reply(&self, auth: Option<(&str, &str)>, args: &[&str]) -> String {
+        let out = self.cli(auth, args).expect("redis-cli runs");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+}
+
+fn redis_port_of(conf: &str) -> u16 {
+    conf.lines()
+        .find_map(|l| l.strip_prefix("port "))
+        .and_then(|p| p.trim().parse().ok())
+        .expect("redis.conf names its port")
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        // start.sh execs redis-server, so the child is the server itself.
+        stop(&mut self.child);
+    }
+}
