@@ -1,0 +1,142 @@
+//! The rendered Redis configuration and start script in a real Redis (Debian
+//! `redis-server`) on 127.0.0.1. Only the port, the bind address and three
+//! directories differ from what the pod runs, replaced in `local_layout`.
+
+mod common;
+
+use common::servers::{Redis, free_port};
+use common::stack_from_yaml;
+use webtoon_operator::render::{Observed, render};
+
+const PASSWORD: &str = "cache-pass-0123456789";
+
+/// redis.conf and start.sh as rendered for `cache` (YAML under `spec.cache`).
+fn rendered(cache: &str) -> (String, String) {
+    let yaml = format!(
+        "apiVersion: webtoon.io/v1alpha1\nkind: WebtoonStack\nmetadata: {{name: cachetoon, namespace: webtoon}}\nspec:\n  hosts: [cachetoon.example]\n  was: {{image: registry.example/was:1.0.0}}\n  cache: {cache}\n"
+    );
+    let children = render(&stack_from_yaml(&yaml), &Observed::default());
+    let data = children
+        .config_maps
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some("cachetoon-cache-config"))
+        .and_then(|c| c.data.clone())
+        .expect("cache config map");
+    (data["redis.conf"].clone(), data["start.sh"].clone())
+}
+
+/// The pod's paths and port, moved into the test's directory.
+fn local_layout(conf: &str, script: &str, dir: &std::path::Path, port: u16) -> (String, String) {
+    let d = dir.display();
+    for line in [
+        "port 6379\n",
+        "bind 0.0.0.0\n",
+        "dir /data\n",
+        "aclfile /run/redis/users.acl\n",
+    ] {
+        assert!(conf.contains(line), "rendered redis.conf has {line}");
+    }
+    let conf = conf
+        .replace("port 6379\n", &format!("port {port}\n"))
+        .replace("bind 0.0.0.0\n", "bind 127.0.0.1\n")
+        .replace("dir /data\n", &format!("dir {d}\n"))
+        .replace("/run/redis/", &format!("{d}/"));
+    let script = script
+        .replace("/run/redis/", &format!("{d}/"))
+        .replace("/etc/redis/", &format!("{d}/"));
+    (conf, script)
+}
+
+fn start(name: &str, cache: &str) -> Redis {
+    let (conf, script) = rendered(cache);
+    // The directory `Redis::start` creates for `name`.
+    let dir = common::root()
+        .join("target/test-tmp")
+        .join(format!("{name}-{}", std::process::id()));
+    let (conf, script) = local_layout(&conf, &script, &dir, free_port());
+    Redis::start(name, &conf, &script, PASSWORD)
+}
+
+fn app() -> Option<(&'static str, &'static str)> {
+    Some(("webtoon", PASSWORD))
+}
+
+#[test]
+fn a_password_is_required_and_the_default_user_is_off() {
+    let redis = start("redis-auth", "{}");
+    assert!(redis.reply(None, &["get", "k"]).contains("NOAUTH"));
+    assert!(redis.reply(None, &["set", "k", "v"]).contains("NOAUTH"));
+    let wrong = redis.reply(Some(("webtoon", "wrong")), &["ping"]);
+    assert!(wrong.contains("WRONGPASS"), "{wrong}");
+    let default = redis.reply(Some(("default", "")), &["ping"]);
+    assert!(!default.contains("PONG"), "default user is off: {default}");
+    assert!(redis.reply(app(), &["ping"]).contains("PONG"));
+    assert!(
+        redis
+            .reply(app(), &["set", "episode:1", "hello"])
+            .contains("OK")
+    );
+    assert!(redis.reply(app(), &["get", "episode:1"]).contains("hello"));
+    let acl = std::fs::read_to_string(redis.dir.0.join("users.acl")).expect("acl file");
+    assert!(
+        !acl.contains(PASSWORD),
+        "only a hash of the password is on disk"
+    );
+}
+
+#[test]
+fn the_app_user_cannot_wipe_reconfigure_stall_or_scan() {
+    let redis = start("redis-deny", "{}");
+    for command in [
+        &["flushall"][..],
+        &["flushdb"],
+        &["config", "get", "maxmemory"],
+        &["config", "set", "maxmemory", "0"],
+        &["keys", "*"],
+        &["shutdown"],
+        &["acl", "list"],
+    ] {
+        let reply = redis.reply(app(), command);
+        assert!(reply.contains("NOPERM"), "{command:?}: {reply}");
+    }
+    // Redis 7 also refuses DEBUG to every client by default; the ACL denies it
+    // whatever the server's own setting.
+    let debug = redis.reply(app(), &["debug", "sleep", "0"]);
+    assert!(
+        debug.contains("NOPERM") || debug.contains("DEBUG command not allowed"),
+        "{debug}"
+    );
+    let acl = std::fs::read_to_string(redis.dir.0.join("users.acl")).expect("acl file");
+    assert!(acl.contains(" -debug"), "{acl}");
+    // What a cache needs still works, including SCAN instead of KEYS.
+    assert!(
+        redis
+            .reply(app(), &["set", "a", "1", "EX", "60"])
+            .contains("OK")
+    );
+    assert!(redis.reply(app(), &["scan", "0"]).contains('a'));
+    assert!(redis.reply(app(), &["del", "a"]).contains('1'));
+}
+
+#[test]
+fn memory_limit_eviction_and_persistence_follow_the_spec() {
+    let redis = start(
+        "redis-memory",
+        "{maxMemory: 64Mi, evictionPolicy: allkeys-lfu}",
+    );
+    let info = redis.reply(app(), &["info", "memory"]);
+    assert!(info.contains("maxmemory:67108864"), "{info}");
+    assert!(info.contains("maxmemory_policy:allkeys-lfu"), "{info}");
+    let persistence = redis.reply(app(), &["info", "persistence"]);
+    assert!(persistence.contains("aof_enabled:0"), "{persistence}");
+    drop(redis);
+
+    let redis = start(
+        "redis-aof",
+        "{evictionPolicy: volatile-ttl, persistence: {size: 1Gi}}",
+    );
+    let info = redis.reply(app(), &["info", "memory"]);
+    assert!(info.contains("maxmemory_policy:volatile-ttl"), "{info}");
+    let persistence = redis.reply(app(), &["info", "persistence"]);
+    assert!(persistence.contains("aof_enabled:1"), "{persistence}");
+}
