@@ -1,10 +1,10 @@
 //! The rendered Redis configuration and start script in a real Redis (Debian
 //! `redis-server`) on 127.0.0.1. Only the port, the bind address and three
-//! directories differ from what the pod runs, replaced in `local_layout`.
+//! directories differ from what the pod runs, replaced in `redis_local_layout`.
 
 mod common;
 
-use common::servers::{Redis, free_port};
+use common::servers::{Redis, free_port, redis_local_layout};
 use common::stack_from_yaml;
 use webtoon_operator::render::{Observed, render};
 
@@ -25,35 +25,13 @@ fn rendered(cache: &str) -> (String, String) {
     (data["redis.conf"].clone(), data["start.sh"].clone())
 }
 
-/// The pod's paths and port, moved into the test's directory.
-fn local_layout(conf: &str, script: &str, dir: &std::path::Path, port: u16) -> (String, String) {
-    let d = dir.display();
-    for line in [
-        "port 6379\n",
-        "bind 0.0.0.0\n",
-        "dir /data\n",
-        "aclfile /run/redis/users.acl\n",
-    ] {
-        assert!(conf.contains(line), "rendered redis.conf has {line}");
-    }
-    let conf = conf
-        .replace("port 6379\n", &format!("port {port}\n"))
-        .replace("bind 0.0.0.0\n", "bind 127.0.0.1\n")
-        .replace("dir /data\n", &format!("dir {d}\n"))
-        .replace("/run/redis/", &format!("{d}/"));
-    let script = script
-        .replace("/run/redis/", &format!("{d}/"))
-        .replace("/etc/redis/", &format!("{d}/"));
-    (conf, script)
-}
-
 fn start(name: &str, cache: &str) -> Redis {
     let (conf, script) = rendered(cache);
     // The directory `Redis::start` creates for `name`.
     let dir = common::root()
         .join("target/test-tmp")
         .join(format!("{name}-{}", std::process::id()));
-    let (conf, script) = local_layout(&conf, &script, &dir, free_port());
+    let (conf, script) = redis_local_layout(&conf, &script, &dir, free_port());
     Redis::start(name, &conf, &script, PASSWORD)
 }
 

@@ -240,6 +240,29 @@ impl Redis {
     }
 }
 
+/// The rendered redis.conf and start.sh with the pod's port, bind address and
+/// directories (`/data`, `/run/redis`, `/etc/redis`) moved to `dir` on 127.0.0.1.
+pub fn redis_local_layout(conf: &str, script: &str, dir: &Path, port: u16) -> (String, String) {
+    let d = dir.display();
+    for line in [
+        "port 6379\n",
+        "bind 0.0.0.0\n",
+        "dir /data\n",
+        "aclfile /run/redis/users.acl\n",
+    ] {
+        assert!(conf.contains(line), "rendered redis.conf has {line}");
+    }
+    let conf = conf
+        .replace("port 6379\n", &format!("port {port}\n"))
+        .replace("bind 0.0.0.0\n", "bind 127.0.0.1\n")
+        .replace("dir /data\n", &format!("dir {d}\n"))
+        .replace("/run/redis/", &format!("{d}/"));
+    let script = script
+        .replace("/run/redis/", &format!("{d}/"))
+        .replace("/etc/redis/", &format!("{d}/"));
+    (conf, script)
+}
+
 fn redis_port_of(conf: &str) -> u16 {
     conf.lines()
         .find_map(|l| l.strip_prefix("port "))
