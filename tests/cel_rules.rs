@@ -149,6 +149,15 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            path: ".spec.database",
+            rule: "!has(self.backup) && !has(self.restore)",
+            accept: |v| {
+                v["spec"]["database"] =
+                    json!({"backup": {"keep": 3}, "restore": {"from": "latest"}})
+            },
+            reject: |v| v["spec"]["database"] = json!({"mode": "external", "external": {"host": "db.example", "port": 3306, "secretName": "db"}, "backup": {"keep": 3}}),
+        },
+        Case {
             path: ".spec.cache.image",
             rule: "!self.endsWith(':latest')",
             accept: |v| v["spec"]["cache"] = json!({"image": "redis:7.2.6"}),
@@ -298,7 +307,7 @@ fn every_rule_is_covered_by_a_case() {
         .collect();
     let all: BTreeSet<(String, String)> = rules.into_iter().map(|(p, r, _)| (p, r)).collect();
     assert_eq!(covered, all, "every rule needs an accept and a reject case");
-    assert_eq!(all.len(), 20);
+    assert_eq!(all.len(), 21);
 }
 
 #[test]

@@ -589,6 +589,7 @@ pub struct RestoreSpec {
 /// The MariaDB database tier.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[x_kube(validation = Rule::new("(has(self.mode) && self.mode == 'external') == has(self.external)").message("spec.database.external (host, port, secretName) is required when mode is external, and allowed only then"))]
+#[x_kube(validation = Rule::new("!has(self.mode) || self.mode == 'embedded' || (!has(self.backup) && !has(self.restore))").message("spec.database.backup and spec.database.restore apply to the embedded database only: remove them, or back up the external database where it runs"))]
 #[serde(rename_all = "camelCase")]
 pub struct DatabaseSpec {
     /// `embedded` runs MariaDB in the stack; `external` connects to `external`.

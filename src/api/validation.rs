@@ -531,6 +531,19 @@ impl Checker {
 
     fn database(&mut self, db: &DatabaseSpec) {
         self.external("spec.database", db.mode, db.external.as_ref());
+        if db.mode == ServiceMode::External {
+            for (path, set) in [
+                ("spec.database.backup", db.backup.is_some()),
+                ("spec.database.restore", db.restore.is_some()),
+            ] {
+                if set {
+                    self.error(
+                        path,
+                        "applies to the embedded database only: remove it, or back up the external database where it runs",
+                    );
+                }
+            }
+        }
         self.image("spec.database.image", &db.image);
         for (path, value) in [
             ("spec.database.name", &db.name),
