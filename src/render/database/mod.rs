@@ -82,10 +82,6 @@ pub fn build(stack: &ValidatedStack, children: &mut Children) {
             restore_script::restore_script(),
         );
     }
-    // Scripts are part of what the pod runs: a change rolls it like a config change.
-    let rolled_with: String = std::iter::once(cnf.as_str())
-        .chain(init.values().map(String::as_str))
-        .collect();
     children.config_maps.push(ConfigMap {
         metadata: object_meta(
             stack,
@@ -111,9 +107,9 @@ pub fn build(stack: &ValidatedStack, children: &mut Children) {
             .cron_jobs
             .push(backup_cronjob::backup_cronjob(stack, backup));
     }
-    children
-        .stateful_sets
-        .push(statefulset(stack, &rolled_with));
+    // Only webtoon.cnf rolls the pod: the init scripts run on an empty data
+    // directory alone, so a new version of them must not restart a live database.
+    children.stateful_sets.push(statefulset(stack, &cnf));
 }
 
 /// Name of the ConfigMap with the first-start scripts.

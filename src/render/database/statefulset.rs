@@ -45,9 +45,8 @@ fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
 /// The MariaDB StatefulSet. On first start the image runs the rendered init script
 /// (application database, application user limited to it, backup user) and, when a
 /// restore is asked for, the restore script; root may log in only from inside the
-/// pod, and its password never reaches WAS pods. `rolled_with` is the configuration
-/// whose change restarts the pod.
-pub fn statefulset(stack: &ValidatedStack, rolled_with: &str) -> StatefulSet {
+/// pod, and its password never reaches WAS pods.
+pub fn statefulset(stack: &ValidatedStack, my_cnf: &str) -> StatefulSet {
     let db = &stack.spec.database;
     let secret = secret_name(stack);
     let mut env = vec![
@@ -151,7 +150,7 @@ pub fn statefulset(stack: &ValidatedStack, rolled_with: &str) -> StatefulSet {
             container,
             volumes,
             data: Some(&db.storage),
-            config: rolled_with,
+            config: my_cnf,
             termination_grace_seconds: 60,
         },
     )
