@@ -10,12 +10,15 @@ use webtoon_operator::render::{Observed, render};
 
 const PASSWORD: &str = "cache-pass-0123456789";
 
+fn stack_yaml(cache: &str) -> String {
+    format!(
+        "apiVersion: webtoon.io/v1alpha1\nkind: WebtoonStack\nmetadata: {{name: cachetoon, namespace: webtoon}}\nspec:\n  hosts: [cachetoon.example]\n  was: {{image: registry.example/was:1.0.0}}\n  cache: {cache}\n"
+    )
+}
+
 /// redis.conf and start.sh as rendered for `cache` (YAML under `spec.cache`).
 fn rendered(cache: &str) -> (String, String) {
-    let yaml = format!(
-        "apiVersion: webtoon.io/v1alpha1\nkind: WebtoonStack\nmetadata: {{name: cachetoon, namespace: webtoon}}\nspec:\n  hosts: [cachetoon.example]\n  was: {{image: registry.example/was:1.0.0}}\n  cache: {cache}\n"
-    );
-    let children = render(&stack_from_yaml(&yaml), &Observed::default());
+    let children = render(&stack_from_yaml(&stack_yaml(cache)), &Observed::default());
     let data = children
         .config_maps
         .iter()
@@ -117,4 +120,39 @@ fn memory_limit_eviction_and_persistence_follow_the_spec() {
     assert!(info.contains("maxmemory_policy:volatile-ttl"), "{info}");
     let persistence = redis.reply(app(), &["info", "persistence"]);
     assert!(persistence.contains("aof_enabled:1"), "{persistence}");
+}
+
+#[test]
+fn the_rendered_probes_pass_with_the_password_and_fail_without() {
+    let redis = start("redis-probe", "{}");
+    let children = render(&stack_from_yaml(&stack_yaml("{}")), &Observed::default());
+    let container = children
+        .stateful_sets
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some("cachetoon-cache"))
+        .and_then(|s| s.spec.as_ref()?.template.spec.clone())
+        .expect("cache pod")
+        .containers
+        .remove(0);
+    for probe in [&container.readiness_probe, &container.liveness_probe] {
+        let command = probe
+            .as_ref()
+            .and_then(|p| p.exec.as_ref()?.command.clone())
+            .expect("exec probe");
+        assert_eq!(command[..2], ["sh", "-c"]);
+        assert!(
+            !command[2].contains("--pass"),
+            "no password on a command line"
+        );
+        // The pod's Redis listens on the default port; this one on its own.
+        let local = command[2].replace("redis-cli ", &format!("redis-cli -p {} ", redis.port));
+        for (password, passes) in [(PASSWORD, true), ("wrong", false)] {
+            let status = std::process::Command::new("sh")
+                .args(["-c", &local])
+                .env("REDIS_PASSWORD", password)
+                .status()
+                .expect("sh runs");
+            assert_eq!(status.success(), passes, "{local} with {password}");
+        }
+    }
 }

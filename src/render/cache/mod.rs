@@ -46,8 +46,10 @@ fn ping_probe(period: i32, initial_delay: i32) -> Probe {
             command: Some(vec![
                 "sh".to_string(),
                 "-c".to_string(),
+                // The password goes through the environment, not the command line,
+                // where any process in the pod could read it.
                 format!(
-                    "redis-cli --no-auth-warning --user {APP_USER} --pass \"$REDIS_PASSWORD\" ping | grep -q PONG"
+                    "REDISCLI_AUTH=\"$REDIS_PASSWORD\" redis-cli --user {APP_USER} ping | grep -q PONG"
                 ),
             ]),
         }),
