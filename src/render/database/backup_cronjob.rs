@@ -167,6 +167,8 @@ pub fn backup_cronjob(stack: &ValidatedStack, backup: &BackupSpec) -> CronJob {
             job_template: JobTemplateSpec {
                 metadata: None,
                 spec: Some(JobSpec {
+                    // A failed run is retried twice, then waits for the next schedule;
+                    // a hung dump is stopped before it could delay the next one.
                     backoff_limit: Some(2),
                     active_deadline_seconds: Some(6 * 3600),
                     template: PodTemplateSpec {
