@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need when it is missing, then runs
 # every layer below the cluster (formatting, lints, unit, schema, CEL, render
-# properties and the generated nginx config in a real nginx).
+# properties, and the generated nginx config in a real nginx in front of test
+# application servers, driven by curl, openssl and wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

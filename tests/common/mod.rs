@@ -3,7 +3,9 @@
 
 pub mod fake_api;
 pub mod http_get;
+pub mod nginx;
 pub mod stub_api_server;
+pub mod test_was;
 
 use std::path::{Path, PathBuf};
 
