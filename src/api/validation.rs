@@ -46,15 +46,25 @@ pub fn validate(stack: &WebtoonStack) -> Result<ValidatedStack, Vec<FieldError>>
     let mut v = Checker::default();
     let name = stack.metadata.name.clone().unwrap_or_default();
     v.stack_name(&name);
+    let namespace = stack
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_string());
+    // The API server checks namespaces of stored objects; offline manifests reach
+    // render (and nginx.conf) without it.
+    v.pattern(
+        "metadata.namespace",
+        &namespace,
+        &DNS_LABEL,
+        63,
+        "a namespace name: use a lower-case DNS label, such as webtoon",
+    );
     v.spec(&stack.spec);
     if v.errors.is_empty() {
         Ok(ValidatedStack {
             name,
-            namespace: stack
-                .metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "default".to_string()),
+            namespace,
             uid: stack.metadata.uid.clone(),
             spec: stack.spec.clone(),
         })
