@@ -746,3 +746,53 @@ fn replacing_every_was_one_at_a_time_under_load_fails_no_request() {
     assert!(new_served.iter().all(|n| *n > 100), "{new_served:?}");
     site.was.extend(replaced);
 }
+
+#[test]
+fn a_killed_test_was_closes_its_open_connections_too() {
+    use std::io::{Read, Write};
+    let mut was = TestWas::start("was-1");
+    let mut stream = std::net::TcpStream::connect(was.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("request");
+    let mut buf = [0u8; 4096];
+    let n = stream.read(&mut buf).expect("response");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    was.kill();
+    // The keep-alive connection is gone, as a dead process's would be.
+    let closed = matches!(stream.read(&mut buf), Ok(0) | Err(_));
+    assert!(closed, "the connection outlived the WAS");
+}
+
+#[test]
+fn failed_attempts_are_retried_on_another_was_but_never_a_sent_post() {
+    // One WAS and one slot where nothing listens: the refused connection of every
+    // attempt on it is retried on the live WAS, whatever the method, because
+    // nothing was sent.
+    let site = Site::start("proxy-retries", &load_stack(), 1, 1);
+    for i in 0..10 {
+        let r = site.get(&format!("/form/{i}"), &["-X", "POST", "-d", "x=1"]);
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(seen(&r, "method"), "POST");
+    }
+    assert_eq!(site.was_requests(), 10, "each POST reached the WAS once");
+    drop(site);
+
+    // Two WAS that both die in the middle of the request: a GET is tried on each,
+    // a POST that was sent is never replayed, since it may have taken effect.
+    let site = Site::start("proxy-no-replay", &load_stack(), 2, 0);
+    let r = site.get("/drop/order", &["-X", "POST", "-d", "item=1"]);
+    assert_eq!(r.status, 502, "{r:?}");
+    assert_eq!(
+        site.was_requests(),
+        1,
+        "the POST was sent once, not replayed"
+    );
+    let site = Site::start("proxy-replay-get", &load_stack(), 2, 0);
+    let r = site.get("/drop/page", &[]);
+    assert_eq!(r.status, 502, "{r:?}");
+    assert_eq!(site.was_requests(), 2, "the GET was tried on both WAS");
+}

@@ -9,6 +9,8 @@
 //!   and the `Host`, `X-Real-IP` and `X-Forwarded-For` it received;
 //! - `/cacheable...`: the same, with `Cache-Control: public, max-age=60`;
 //! - `/short-lived...`: the same, with `Cache-Control: public, max-age=1`;
+//! - `/drop...`: counted, then the connection is closed without an answer, as by a
+//!   process that dies while handling the request;
 //! - `Upgrade: websocket` on any path: the RFC 6455 handshake, then every data frame
 //!   is sent back unchanged.
 
@@ -199,6 +201,9 @@ async fn serve(mut stream: TcpStream, instance: Arc<String>, requests: Arc<Atomi
             return;
         }
 
+        if request.path.starts_with("/drop") {
+            return;
+        }
         let cache_control = if request.path.starts_with("/cacheable") {
             "public, max-age=60"
         } else if request.path.starts_with("/short-lived") {
