@@ -10,7 +10,11 @@ use common::nginx::{Ports, local_layout, nginx_binary};
 use common::{TempDir, example_files, stacks_in};
 use webtoon_operator::api::DEFAULT_PROXY_IMAGE;
 use webtoon_operator::manifest::validated;
-use webtoon_operator::render::proxy::nginx_conf::{NginxLayout, Upstream, nginx_conf};
+use webtoon_operator::render::proxy::nginx_conf::{
+    NginxLayout, RESOLVE_VALID_SECONDS, Upstream, nginx_conf,
+};
+use webtoon_operator::render::was::DRAIN_SECONDS;
+use webtoon_operator::render::{Observed, render};
 
 /// Fixed ports and WAS addresses: `nginx -t` binds nothing, so they need not be free.
 fn check_layout(dir: &std::path::Path) -> NginxLayout {
@@ -150,4 +154,35 @@ fn default_proxy_image_is_pinned_and_new_enough_for_resolve() {
     let file = common::root().join("examples/minimal.yaml");
     let stack = validated(&stacks_in(&file)[0]).expect("valid");
     assert_eq!(stack.spec.proxy.image, DEFAULT_PROXY_IMAGE);
+}
+
+/// In the cluster nginx may still pick a terminating WAS pod until the endpoint
+/// update, the DNS TTL and its own re-resolution interval have passed: the pod must
+/// keep accepting requests that long before it stops.
+#[test]
+fn was_pods_keep_serving_until_nginx_has_re_resolved() {
+    let file = common::root().join("examples/production.yaml");
+    let stack = validated(&stacks_in(&file)[0]).expect("valid");
+    let conf = nginx_conf(&stack, &NginxLayout::in_cluster(&stack));
+    assert!(conf.contains(&format!("valid={RESOLVE_VALID_SECONDS}s")));
+
+    let children = render(&stack, &Observed::default());
+    let pod = children
+        .deployments
+        .iter()
+        .find(|d| d.metadata.name.as_deref() == Some("megatoon-was"))
+        .and_then(|d| d.spec.as_ref())
+        .and_then(|s| s.template.spec.clone())
+        .expect("WAS pod template");
+    let drain = pod.containers[0]
+        .lifecycle
+        .as_ref()
+        .and_then(|l| l.pre_stop.as_ref())
+        .and_then(|h| h.sleep.as_ref())
+        .map(|s| s.seconds)
+        .expect("a preStop sleep");
+    assert_eq!(drain, DRAIN_SECONDS);
+    // Endpoint update (about a second) plus CoreDNS's 5 s TTL plus nginx's interval.
+    assert!(drain > 1 + 5 + RESOLVE_VALID_SECONDS, "{drain} s");
+    assert!(pod.termination_grace_period_seconds.expect("grace period") > drain);
 }

@@ -110,6 +110,9 @@ impl NginxLayout {
     }
 }
 
+/// Seconds nginx keeps the WAS addresses it resolved before asking DNS again.
+pub const RESOLVE_VALID_SECONDS: i64 = 5;
+
 /// Mozilla's "intermediate" TLS 1.2 cipher list; TLS 1.3 suites are fixed by OpenSSL.
 const TLS12_CIPHERS: &str = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
 
@@ -232,7 +235,7 @@ pub fn nginx_conf(stack: &ValidatedStack, layout: &NginxLayout) -> String {
     if let Upstream::Resolve { resolver, .. } = &layout.upstream {
         let _ = writeln!(
             c,
-            "    resolver {resolver} valid=5s ipv6=off;\n    resolver_timeout 2s;"
+            "    resolver {resolver} valid={RESOLVE_VALID_SECONDS}s ipv6=off;\n    resolver_timeout 2s;"
         );
     }
     if tls.is_some() {
