@@ -169,6 +169,15 @@ fn each_spec_host_is_served_and_an_unknown_host_gets_no_site() {
         served,
         "no request for an unknown host reached the WAS"
     );
+
+    // The probes' health server answers on its own port, whatever the Host.
+    let health = format!("http://127.0.0.1:{}", site.nginx.ports.health);
+    let r = curl(&[&format!("{health}/healthz")]);
+    assert_eq!((r.status, r.text().as_str()), (200, "ok\n"));
+    let r = curl(&[&format!("{health}/stub_status")]);
+    assert_eq!(r.status, 200);
+    assert!(r.text().starts_with("Active connections:"), "{r:?}");
+    assert_eq!(curl(&[&format!("{health}/")]).status, 404);
 }
 
 /// Runs `openssl s_client` with a TLS version flag; returns the negotiated protocol,
@@ -515,6 +524,12 @@ fn admin_paths_answer_403_outside_the_allowed_networks_and_the_was_sees_the_clie
         assert_eq!(r.status, 200, "{path} from inside: {r:?}");
         assert_eq!(seen(&r, "x-real-ip"), "127.0.0.1");
         assert_eq!(seen(&r, "x-forwarded-for"), "127.0.0.1");
+    }
+    // Dotfiles and backups are denied under the admin paths too.
+    for path in ["/admin/.env", "/admin/dump.sql", "/manage/config.php~"] {
+        let r = site.get(path, &inside);
+        assert_eq!(r.status, 403, "{path}: {r:?}");
+        assert!(!r.text().contains("instance="), "{path} reached the WAS");
     }
     // Only the admin paths are restricted: `/administrator` is another page.
     let r = site.get("/administrator", &outside);

@@ -390,6 +390,10 @@ pub fn nginx_conf(stack: &ValidatedStack, layout: &NginxLayout) -> String {
         for location in [format!("= {path}"), format!("^~ {path}/")] {
             let _ = writeln!(c, "        location {location} {{");
             c.push_str(&indent(&acl, 3));
+            // `^~` skips the server's regex locations, so the denials repeat here.
+            if location.starts_with("^~") {
+                c.push_str(&indent(&deny, 3));
+            }
             c.push_str(&indent(&limit, 3));
             c.push_str(&indent(&to_was, 3));
             let _ = writeln!(c, "        }}");
