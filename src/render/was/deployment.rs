@@ -28,8 +28,9 @@ use crate::render::storage::images_claim_name;
 const CLUSTER_DNS_TTL_SECONDS: i64 = 5;
 
 /// Seconds a terminating pod keeps serving while endpoints and nginx drop it: the
-/// endpoint update, the cluster DNS TTL and nginx's own re-resolution interval, so
-/// that nginx has stopped picking the pod before it stops accepting connections.
+/// endpoint update (2 s), the cluster DNS TTL and nginx's own re-resolution interval,
+/// plus a margin, so that nginx has stopped picking the pod before it stops
+/// accepting connections.
 pub const DRAIN_SECONDS: i64 = 2 + CLUSTER_DNS_TTL_SECONDS + RESOLVE_VALID_SECONDS + 3;
 
 fn probe(stack: &ValidatedStack, period: i32, failures: i32, initial_delay: i32) -> Probe {
