@@ -15,12 +15,16 @@
 #[path = "../tests/common/nginx.rs"]
 mod nginx;
 #[allow(dead_code)]
+#[path = "../tests/common/process.rs"]
+mod process;
+#[allow(dead_code)]
 #[path = "../tests/common/test_was.rs"]
 mod test_was;
 
 use std::path::{Path, PathBuf};
 
-use nginx::{Nginx, Ports, curl, free_port, local_layout, parse_wrk, wrk_command};
+use nginx::{Nginx, Ports, curl, local_layout, parse_wrk, wrk_command};
+use process::free_port;
 use test_was::TestWas;
 use webtoon_operator::manifest::{parse_stacks, validated};
 use webtoon_operator::render::proxy::nginx_conf::nginx_conf;

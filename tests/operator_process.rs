@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::TempDir;
 use common::http_get::get;
+use common::process::{free_port, sigterm};
 use common::stub_api_server::StubApiServer;
 use webtoon_operator::metrics::{Metrics, serve};
 
@@ -19,11 +20,9 @@ use webtoon_operator::metrics::{Metrics, serve};
 const DEADLINE: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(50);
 
-/// A free port on 127.0.0.1, released for the process under test to take.
+/// A free address on 127.0.0.1, released for the process under test to take.
 fn free_address() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
 /// The operator process; killed if a test ends before it stopped.
@@ -46,8 +45,10 @@ impl Operator {
         Self { child: Some(child) }
     }
 
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
+    fn sigterm(&self) {
+        if let Some(child) = &self.child {
+            sigterm(child);
+        }
     }
 
     /// Waits for the process to end by itself, within [`DEADLINE`].
@@ -224,11 +225,7 @@ async fn run_watches_every_owned_kind_turns_ready_and_stops_on_sigterm() {
         api.requests()
     );
 
-    let term = Command::new("kill")
-        .args(["-TERM", &operator.pid().to_string()])
-        .status()
-        .expect("send SIGTERM");
-    assert!(term.success());
+    operator.sigterm();
     let output = operator.wait().await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(

@@ -10,9 +10,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::nginx::{
-    Guard, Nginx, Ports, Response, curl, free_port, local_layout, parse_wrk, self_signed_cert,
-    wait_for_port, wrk_command,
+    Nginx, Ports, Response, curl, local_layout, parse_wrk, self_signed_cert, wrk_command,
 };
+use common::process::{Guard, free_port, wait_for_port};
 use common::test_was::{TestWas, encode_frame, take_frame, websocket_accept};
 use common::{TempDir, stack_from_yaml};
 use webtoon_operator::render::proxy::nginx_conf::nginx_conf;

@@ -4,6 +4,7 @@
 pub mod fake_api;
 pub mod http_get;
 pub mod nginx;
+pub mod process;
 pub mod stub_api_server;
 pub mod test_was;
 

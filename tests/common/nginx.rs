@@ -3,24 +3,18 @@
 //! on ports the kernel hands out, so tests can run in parallel; every process is
 //! stopped when its handle is dropped, also when a test fails.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use webtoon_operator::render::proxy::nginx_conf::{NginxLayout, Upstream};
+
+use super::process::{free_port, terminate, wait_for_port};
 
 /// The nginx binary: `$WEBTOON_TEST_NGINX`, or Debian's.
 pub fn nginx_binary() -> String {
     std::env::var("WEBTOON_TEST_NGINX").unwrap_or_else(|_| "/usr/sbin/nginx".to_string())
-}
-
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port on 127.0.0.1")
-        .port()
 }
 
 /// The listen ports of one nginx instance.
@@ -89,51 +83,6 @@ pub fn self_signed_cert(dir: &Path, hosts: &[&str]) {
         "openssl req: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Polls until something accepts TCP connections at `addr`, or the deadline passes.
-pub fn wait_for_port(addr: SocketAddr, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
-/// Asks a process to stop with SIGTERM, waits for it, and kills it if it lingers.
-pub fn terminate(child: &mut Child) {
-    if matches!(child.try_wait(), Ok(Some(_))) {
-        return;
-    }
-    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-        // SAFETY: kill(2) takes plain integers; the pid is our own unreaped child,
-        // so it cannot have been reused by another process.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if matches!(child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// A child process killed when dropped (for single-process helpers).
-pub struct Guard(pub Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A running nginx (master and workers), stopped when dropped.
