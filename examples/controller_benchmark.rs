@@ -159,7 +159,7 @@ async fn idle_memory() -> Result<(), Failure> {
     let exit = child.wait()?;
     let _ = std::fs::remove_dir_all(&dir);
     println!(
-        "idle operator ({} s after ready, 9 watches open, no stacks): RSS {:.1} MiB, peak {:.1} MiB; exit on SIGTERM: {exit}",
+        "idle operator ({} s after ready, 10 watches open, no stacks): RSS {:.1} MiB, peak {:.1} MiB; exit on SIGTERM: {exit}",
         IDLE.as_secs(),
         rss as f64 / 1024.0,
         peak as f64 / 1024.0

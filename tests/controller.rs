@@ -11,6 +11,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Recorder, Reporter};
@@ -184,6 +185,7 @@ impl Cluster {
         collect(self.api::<PersistentVolumeClaim>(), uid).await;
         collect(self.api::<HorizontalPodAutoscaler>(), uid).await;
         collect(self.api::<PodDisruptionBudget>(), uid).await;
+        collect(self.api::<NetworkPolicy>(), uid).await;
     }
 }
 

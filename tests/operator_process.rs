@@ -180,6 +180,7 @@ async fn run_watches_every_owned_kind_turns_ready_and_stops_on_sigterm() {
         "/api/v1/namespaces/webtoon/persistentvolumeclaims",
         "/apis/autoscaling/v2/namespaces/webtoon/horizontalpodautoscalers",
         "/apis/policy/v1/namespaces/webtoon/poddisruptionbudgets",
+        "/apis/networking.k8s.io/v1/namespaces/webtoon/networkpolicies",
     ];
     let deadline = Instant::now() + DEADLINE;
     let watches = loop {

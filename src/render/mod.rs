@@ -6,6 +6,7 @@ pub mod cache;
 pub mod credentials;
 pub mod database;
 pub mod meta;
+pub mod network;
 pub mod placement;
 pub mod proxy;
 pub mod scaling;
@@ -19,6 +20,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolume, PersistentVolumeClaim, Secret, Service,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::Serialize;
 
@@ -40,6 +42,8 @@ pub struct Observed {
 /// Every child object of a stack, one list per kind.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Children {
+    /// Isolation of every pod of the stack, applied before any pod exists.
+    pub network_policies: Vec<NetworkPolicy>,
     /// The credentials Secret.
     pub secrets: Vec<Secret>,
     /// nginx, MariaDB and Redis configuration.
@@ -68,6 +72,7 @@ pub fn render(stack: &ValidatedStack, observed: &Observed) -> Children {
             .secrets
             .push(credentials::secret(stack, credentials));
     }
+    network::build(stack, &mut children);
     storage::build(stack, &mut children);
     database::build(stack, &mut children);
     cache::build(stack, &mut children);
@@ -77,11 +82,12 @@ pub fn render(stack: &ValidatedStack, observed: &Observed) -> Children {
 }
 
 impl Children {
-    /// Every object as JSON, in the order they are applied: configuration, secrets
-    /// and volumes first, then the data tier, then WAS, then proxy.
+    /// Every object as JSON, in the order they are applied: network policies,
+    /// configuration, secrets and volumes first, then the data tier, then WAS, then proxy.
     pub fn to_documents(&self) -> Result<Vec<serde_json::Value>> {
         // Destructured without `..` so that a new kind cannot be built and forgotten.
         let Self {
+            network_policies,
             secrets,
             config_maps,
             persistent_volumes,
@@ -93,6 +99,7 @@ impl Children {
             pod_disruption_budgets,
         } = self;
         let mut documents = Vec::new();
+        push_all(&mut documents, network_policies)?;
         push_all(&mut documents, secrets)?;
         push_all(&mut documents, config_maps)?;
         push_all(&mut documents, persistent_volumes)?;

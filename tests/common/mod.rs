@@ -5,6 +5,7 @@ pub mod fake_api;
 pub mod http_get;
 pub mod nginx;
 pub mod process;
+pub mod reachability;
 pub mod stub_api_server;
 pub mod test_was;
 
