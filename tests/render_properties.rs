@@ -2,6 +2,8 @@
 //! name is a DNS label within the limit its kind needs (63 characters; 52 for
 //! StatefulSets, whose pods carry a revision-hash label built from the name).
 
+mod common;
+
 use proptest::prelude::*;
 use serde_json::json;
 use webtoon_operator::api::{WebtoonStack, validate};
@@ -118,7 +120,10 @@ proptest! {
             }),
             now: if during_sale { "2026-12-01T12:00:00+09:00".parse().ok() } else { None },
         };
-        let documents = render(&validated, &observed).to_documents().expect("documents serialize");
+        let children = render(&validated, &observed);
+        let weaknesses = common::hardening::audit(&validated, &children);
+        prop_assert!(weaknesses.is_empty(), "{weaknesses:#?}");
+        let documents = children.to_documents().expect("documents serialize");
         prop_assert!(documents.len() >= 8);
         for document in &documents {
             let kind = document["kind"].as_str().unwrap_or_default();

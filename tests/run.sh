@@ -21,12 +21,16 @@ fi
 if command -v systemctl >/dev/null 2>&1; then systemctl stop nginx >/dev/null 2>&1 || true; fi
 
 venv=.venv
-if [ ! -x "$venv/bin/kubernetes-validate" ]; then
-  echo "creating $venv with kubernetes-validate"
-  python3 -m venv "$venv"
+# Reinstalled whenever tests/requirements.txt changes, so a tool added later reaches
+# machines that already have the venv.
+if ! cmp -s tests/requirements.txt "$venv/requirements.installed"; then
+  echo "installing Python test tools into $venv: $(tr '\n' ' ' < tests/requirements.txt)"
+  [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
+  cp tests/requirements.txt "$venv/requirements.installed"
 fi
 export WEBTOON_KUBERNETES_VALIDATE="$PWD/$venv/bin/kubernetes-validate"
+export WEBTOON_CHECKOV="$PWD/$venv/bin/checkov"
 
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
