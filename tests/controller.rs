@@ -6,6 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
+use common::api_requests::{granted, permissions_needed};
 use common::fake_api::{FakeApi, Fault, Wire};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -19,6 +20,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use webtoon_operator::Error;
 use webtoon_operator::api::{WebtoonStack, WebtoonStackStatus};
+use webtoon_operator::controller::rbac::PERMISSIONS;
 use webtoon_operator::controller::{Backoff, Context, reconcile, retry_after};
 use webtoon_operator::manifest::parse_stacks;
 use webtoon_operator::metrics::Metrics;
@@ -641,5 +643,96 @@ async fn credentials_never_appear_in_status() {
         "cache-password",
     ] {
         assert!(!status.contains(&password(&secret, key)));
+    }
+}
+
+/// Permissions granted for code paths that no spec reaches today: prune covers
+/// every stateless kind, though the proxy and WAS Deployments and their budgets are
+/// always rendered.
+const GRANTED_FOR_UNREACHED_PATHS: [(&str, &str, &str); 2] = [
+    ("apps", "deployments", "delete"),
+    ("policy", "poddisruptionbudgets", "delete"),
+];
+
+#[tokio::test]
+async fn the_operator_uses_exactly_the_permissions_its_role_grants() {
+    let c = cluster_with(production("uid-1"), true).await;
+    let spec_change = |patch: serde_json::Value| {
+        let api = c.api::<WebtoonStack>();
+        async move {
+            api.patch("megatoon", &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .expect("spec change");
+        }
+    };
+    c.reconcile("megatoon").await.expect("create");
+    c.make_healthy(3).await;
+    c.reconcile("megatoon").await.expect("healthy");
+    for available in [0, 3, 0] {
+        // Degraded twice with the same note: the second is a series patch on the event.
+        c.set_status::<Deployment>(
+            "megatoon-was",
+            json!({"availableReplicas": available, "readyReplicas": available, "replicas": 3}),
+        )
+        .await;
+        c.reconcile("megatoon").await.expect("transition");
+    }
+    c.api::<Deployment>()
+        .patch(
+            "megatoon-was",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"minReadySeconds": 99}})),
+        )
+        .await
+        .expect("drift");
+    c.reconcile("megatoon").await.expect("drift corrected");
+    spec_change(json!({"spec": {"was": {"autoscaling": null}, "network": {"policies": false}}}))
+        .await;
+    c.reconcile("megatoon").await.expect("prune");
+    spec_change(json!({"spec": {
+        "database": {"mode": "external", "external": {"host": "192.0.2.50", "port": 3306, "secretName": "db"}},
+        "cache": {"mode": "external", "external": {"host": "192.0.2.51", "port": 6379, "secretName": "cache"}},
+    }}))
+    .await;
+    c.reconcile("megatoon").await.expect("data tier moved out");
+
+    let mut used = std::collections::BTreeSet::new();
+    let requests = c.wire.requests();
+    let sent = requests
+        .iter()
+        .map(|r| (r.method.as_str(), r.uri.as_str(), r.status));
+    for (group, resource, verb) in permissions_needed(sent) {
+        assert!(
+            granted(&group, &resource, &verb),
+            "the controller needs {verb} on {group}/{resource}, which the role lacks"
+        );
+        used.insert((group, resource, verb));
+    }
+    // List and watch come from the controller's watches, which the process test holds
+    // to the role; everything else must have been used by these scenarios.
+    for permission in PERMISSIONS {
+        for verb in permission.verbs {
+            let key = (
+                permission.group.to_string(),
+                permission.resource.to_string(),
+                verb.to_string(),
+            );
+            let unreached = GRANTED_FOR_UNREACHED_PATHS.contains(&(
+                permission.group,
+                permission.resource,
+                verb,
+            ));
+            if ["list", "watch"].contains(verb) || unreached {
+                assert!(
+                    !(unreached && used.contains(&key)),
+                    "{key:?} is reached now: drop it from the list"
+                );
+                continue;
+            }
+            assert!(
+                used.contains(&key),
+                "the role grants {key:?}, which the controller never uses"
+            );
+        }
     }
 }

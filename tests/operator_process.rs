@@ -11,9 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::TempDir;
+use common::api_requests::{granted, permission_of};
 use common::http_get::get;
 use common::process::{free_port, sigterm};
 use common::stub_api_server::StubApiServer;
+use webtoon_operator::controller::rbac::PERMISSIONS;
 use webtoon_operator::metrics::{Metrics, serve};
 
 /// How long a process may take to start, turn ready or stop.
@@ -225,6 +227,34 @@ async fn run_watches_every_owned_kind_turns_ready_and_stops_on_sigterm() {
         "an empty cluster gets no writes: {:#?}",
         api.requests()
     );
+    // Every request is granted by the role, and every list and watch it grants is used.
+    let mut used = std::collections::BTreeSet::new();
+    for request in api.requests() {
+        let (method, uri) = request.split_once(' ').expect("METHOD uri");
+        let (group, resource, verb) = permission_of(method, uri);
+        assert!(
+            granted(&group, &resource, &verb),
+            "{request} needs {verb} on {group}/{resource}, which the role lacks"
+        );
+        used.insert((group, resource, verb));
+    }
+    for permission in PERMISSIONS.iter().filter(|p| !p.cluster_scoped) {
+        for verb in permission
+            .verbs
+            .iter()
+            .filter(|v| ["list", "watch"].contains(v))
+        {
+            let key = (
+                permission.group.to_string(),
+                permission.resource.to_string(),
+                verb.to_string(),
+            );
+            assert!(
+                used.contains(&key),
+                "the role grants {key:?}, which the controller never uses"
+            );
+        }
+    }
 
     operator.sigterm();
     let output = operator.wait().await;

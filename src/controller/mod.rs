@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod credentials;
 pub mod prune;
+pub mod rbac;
 pub mod reconcile;
 pub mod status;
 

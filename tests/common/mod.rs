@@ -1,6 +1,7 @@
 //! Fixtures shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod api_requests;
 pub mod fake_api;
 pub mod hardening;
 pub mod http_get;
