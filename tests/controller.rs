@@ -627,22 +627,114 @@ async fn api_errors_fail_the_reconcile_visibly_and_are_retried() {
     }
 }
 
+/// Collects everything a tracing subscriber writes.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut buffer) = self.0.lock() {
+            buffer.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
 #[tokio::test]
-async fn credentials_never_appear_in_status() {
-    let c = cluster(production("uid-1")).await;
-    c.reconcile("megatoon").await.expect("reconcile");
+async fn credentials_never_appear_in_logs_events_status_metrics_or_other_objects() {
+    let logs = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(logs.clone())
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+
+    let c = cluster_with(production("uid-1"), true).await;
+    c.reconcile("megatoon").await.expect("create");
+    c.make_healthy(0).await;
+    c.reconcile("megatoon").await.expect("degraded");
+    c.wire.inject(Fault::Conflict, 1);
+    c.api::<Secret>()
+        .patch(
+            "megatoon-credentials",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"drift": "yes"}}})),
+        )
+        .await
+        .expect("drift on the Secret");
+    let _ = c.reconcile("megatoon").await;
+    c.reconcile("megatoon").await.expect("retry");
+
     let secret = c
         .api::<Secret>()
         .get("megatoon-credentials")
         .await
         .expect("secret");
-    let status = serde_json::to_string(&c.status("megatoon").await).expect("json");
+    let mut forms = Vec::new();
     for key in [
         "database-root-password",
         "database-password",
         "cache-password",
     ] {
-        assert!(!status.contains(&password(&secret, key)));
+        let value = password(&secret, key);
+        assert!(value.len() >= 32);
+        use base64::Engine;
+        forms.push(base64::engine::general_purpose::STANDARD.encode(&value));
+        forms.push(value);
+    }
+
+    let logged = String::from_utf8(logs.0.lock().expect("logs").clone()).expect("utf8");
+    assert!(logged.contains("megatoon"), "the logs were captured");
+    let events = serde_json::to_string(
+        &c.api::<Event>()
+            .list(&ListParams::default())
+            .await
+            .expect("events")
+            .items,
+    )
+    .expect("json");
+    let status = serde_json::to_string(&c.status("megatoon").await).expect("json");
+    let metrics = c.ctx.metrics.encode();
+    let mut others = String::new();
+    for name in c.names::<ConfigMap>().await {
+        let object = c.api::<ConfigMap>().get(&name).await.expect("configmap");
+        others.push_str(&serde_json::to_string(&object).expect("json"));
+    }
+    for name in c.names::<Deployment>().await {
+        let object = c.api::<Deployment>().get(&name).await.expect("deployment");
+        others.push_str(&serde_json::to_string(&object).expect("json"));
+    }
+    for name in c.names::<StatefulSet>().await {
+        let object = c
+            .api::<StatefulSet>()
+            .get(&name)
+            .await
+            .expect("statefulset");
+        others.push_str(&serde_json::to_string(&object).expect("json"));
+    }
+    for (place, text) in [
+        ("logs", &logged),
+        ("events", &events),
+        ("status", &status),
+        ("metrics", &metrics),
+        ("ConfigMaps, Deployments and StatefulSets", &others),
+    ] {
+        for form in &forms {
+            assert!(
+                !text.contains(form.as_str()),
+                "a credential appears in the {place}"
+            );
+        }
     }
 }
 
