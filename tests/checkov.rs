@@ -6,10 +6,9 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::process::Command;
 
-use common::{TempDir, example_files, root, stacks_in};
+use common::{TempDir, example_files, root, stacks_in, venv_tool};
 use webtoon_operator::manifest::{render_yaml, validated};
 use webtoon_operator::render::Observed;
 
@@ -18,18 +17,6 @@ struct Skip {
     id: String,
     name: String,
     reason: String,
-}
-
-fn checkov() -> PathBuf {
-    let path = std::env::var("WEBTOON_CHECKOV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root().join(".venv/bin/checkov"));
-    assert!(
-        path.exists(),
-        "{} is missing: tests/run.sh installs it into .venv",
-        path.display()
-    );
-    path
 }
 
 #[test]
@@ -60,7 +47,7 @@ fn rendered_manifests_pass_every_checkov_check_but_the_reasoned_skips() {
         let name = file.file_name().expect("file name");
         std::fs::write(dir.0.join(name), yaml).expect("write manifests");
     }
-    let output = Command::new(checkov())
+    let output = Command::new(venv_tool("WEBTOON_CHECKOV", "checkov"))
         .args([
             "--framework",
             "kubernetes",

@@ -139,6 +139,19 @@ impl Cluster {
             .expect("status patch");
     }
 
+    /// Changes a field the operator manages on the WAS Deployment, as a person
+    /// with kubectl would: the operator's next apply must put it back.
+    async fn edit_was_by_hand(&self) {
+        self.api::<Deployment>()
+            .patch(
+                "megatoon-was",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"minReadySeconds": 99}})),
+            )
+            .await
+            .expect("hand edit");
+    }
+
     /// Marks every tier as serving, as the real controllers would report it.
     async fn make_healthy(&self, was_available: i32) {
         self.set_status::<Deployment>(
@@ -575,14 +588,7 @@ async fn api_errors_fail_the_reconcile_visibly_and_are_retried() {
     ] {
         let c = cluster(production("uid-1")).await;
         c.reconcile("megatoon").await.expect("reconcile");
-        c.api::<Deployment>()
-            .patch(
-                "megatoon-was",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"minReadySeconds": 99}})),
-            )
-            .await
-            .expect("drift");
+        c.edit_was_by_hand().await;
         c.wire.inject(fault, 1);
         let error = c
             .reconcile("megatoon")
@@ -769,14 +775,7 @@ async fn the_operator_uses_exactly_the_permissions_its_role_grants() {
         .await;
         c.reconcile("megatoon").await.expect("transition");
     }
-    c.api::<Deployment>()
-        .patch(
-            "megatoon-was",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"minReadySeconds": 99}})),
-        )
-        .await
-        .expect("drift");
+    c.edit_was_by_hand().await;
     c.reconcile("megatoon").await.expect("drift corrected");
     spec_change(json!({"spec": {"was": {"autoscaling": null}, "network": {"policies": false}}}))
         .await;

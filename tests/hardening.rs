@@ -5,19 +5,15 @@
 mod common;
 
 use common::hardening::{audit, pod_specs, violations};
-use common::{VARIANTS, example_files, stack_from_yaml, stacks_in};
+use common::{VARIANTS, example_files, stack_from_yaml, stacks_in, test_credentials};
 use k8s_openapi::api::core::v1::{HostPathVolumeSource, PodSpec, Volume};
 use webtoon_operator::api::ValidatedStack;
 use webtoon_operator::manifest::validated;
-use webtoon_operator::render::{Credentials, Observed, render};
+use webtoon_operator::render::{Observed, render};
 
 fn observed() -> Observed {
     Observed {
-        credentials: Some(Credentials {
-            database_root_password: "r".repeat(32),
-            database_password: "d".repeat(32),
-            cache_password: "c".repeat(32),
-        }),
+        credentials: Some(test_credentials()),
         now: None,
     }
 }

@@ -7,7 +7,7 @@ mod common;
 use proptest::prelude::*;
 use serde_json::json;
 use webtoon_operator::api::{WebtoonStack, validate};
-use webtoon_operator::render::{Credentials, Observed, render};
+use webtoon_operator::render::{Observed, render};
 
 fn dns_label(max: usize) -> impl Strategy<Value = String> {
     (1..=max).prop_flat_map(move |len| {
@@ -113,11 +113,7 @@ proptest! {
         let stack: WebtoonStack = serde_json::from_value(value).expect("generated stack deserializes");
         let validated = validate(&stack).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
         let observed = Observed {
-            credentials: Some(Credentials {
-                database_root_password: "r".repeat(32),
-                database_password: "d".repeat(32),
-                cache_password: "c".repeat(32),
-            }),
+            credentials: Some(common::test_credentials()),
             now: if during_sale { "2026-12-01T12:00:00+09:00".parse().ok() } else { None },
         };
         let children = render(&validated, &observed);

@@ -3,22 +3,14 @@
 
 mod common;
 
-use common::stack_from_yaml;
+use common::{stack_from_yaml, test_credentials};
 use k8s_openapi::api::core::v1::PodSpec;
 use webtoon_operator::render::proxy::CONFIG_CHECKSUM_ANNOTATION;
 use webtoon_operator::render::proxy::nginx_conf::{NginxLayout, nginx_conf};
-use webtoon_operator::render::{Children, Credentials, Observed, render};
+use webtoon_operator::render::{Children, Observed, render};
 
 const PRODUCTION: &str = include_str!("../examples/production.yaml");
 const MINIMAL: &str = include_str!("../examples/minimal.yaml");
-
-fn credentials() -> Credentials {
-    Credentials {
-        database_root_password: "root-secret-value-0123456789abcdef".to_string(),
-        database_password: "app-secret-value-0123456789abcdefg".to_string(),
-        cache_password: "cache-secret-value-0123456789abcde".to_string(),
-    }
-}
 
 fn children(yaml: &str, observed: &Observed) -> Children {
     render(&stack_from_yaml(yaml), observed)
@@ -44,7 +36,7 @@ fn children_carry_recommended_labels_and_the_controller_owner() {
     let c = children(
         &yaml,
         &Observed {
-            credentials: Some(credentials()),
+            credentials: Some(test_credentials()),
             now: None,
         },
     );
@@ -77,7 +69,7 @@ fn delete_policy_gives_data_an_owner() {
     let c = children(
         &yaml,
         &Observed {
-            credentials: Some(credentials()),
+            credentials: Some(test_credentials()),
             now: None,
         },
     );
@@ -233,7 +225,7 @@ fn was_gets_connection_settings_and_passwords_only_by_reference() {
     let c = children(
         PRODUCTION,
         &Observed {
-            credentials: Some(credentials()),
+            credentials: Some(test_credentials()),
             now: None,
         },
     );
@@ -439,7 +431,7 @@ fn credentials_secret_exists_only_when_observed_and_render_output_holds_no_value
     let with = render(
         &stack,
         &Observed {
-            credentials: Some(credentials()),
+            credentials: Some(test_credentials()),
             now: None,
         },
     );
@@ -452,5 +444,5 @@ fn credentials_secret_exists_only_when_observed_and_render_output_holds_no_value
     let offline =
         webtoon_operator::manifest::render_yaml(&stack, &Observed::default()).expect("yaml");
     assert!(!offline.contains("kind: Secret"));
-    assert!(format!("{:?}", credentials()).contains("redacted"));
+    assert!(format!("{:?}", test_credentials()).contains("redacted"));
 }

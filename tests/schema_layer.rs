@@ -5,35 +5,20 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use common::{TempDir, VARIANTS, example_files, root, stack_from_yaml, stacks_in};
+use common::{
+    TempDir, VARIANTS, example_files, root, stack_from_yaml, stacks_in, test_credentials, venv_tool,
+};
 use webtoon_operator::manifest::{render_yaml, validated};
-use webtoon_operator::render::{Credentials, Observed};
+use webtoon_operator::render::Observed;
 
 const OLDEST: &str = "1.32.0";
 const NEWEST: &str = "1.37.0";
 
-fn kubernetes_validate() -> PathBuf {
-    let path = std::env::var("WEBTOON_KUBERNETES_VALIDATE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root().join(".venv/bin/kubernetes-validate"));
-    assert!(
-        path.exists(),
-        "{} is missing: tests/run.sh installs it into .venv",
-        path.display()
-    );
-    path
-}
-
 fn observed() -> Observed {
     Observed {
-        credentials: Some(Credentials {
-            database_root_password: "r".repeat(32),
-            database_password: "d".repeat(32),
-            cache_password: "c".repeat(32),
-        }),
+        credentials: Some(test_credentials()),
         now: "2026-12-01T12:00:00+09:00".parse().ok(),
     }
 }
@@ -61,11 +46,14 @@ fn rendered_objects_are_valid_kubernetes_for_oldest_and_newest_versions() {
     files.push(root().join("crds/webtoonstacks.webtoon.io.yaml"));
 
     for version in [OLDEST, NEWEST] {
-        let out = Command::new(kubernetes_validate())
-            .args(["--strict", "-k", version])
-            .args(&files)
-            .output()
-            .expect("kubernetes-validate runs");
+        let out = Command::new(venv_tool(
+            "WEBTOON_KUBERNETES_VALIDATE",
+            "kubernetes-validate",
+        ))
+        .args(["--strict", "-k", version])
+        .args(&files)
+        .output()
+        .expect("kubernetes-validate runs");
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -103,11 +91,14 @@ fn the_validator_rejects_an_invalid_object() {
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicas: two, selector: {}, template: {}}\n",
     )
     .expect("write");
-    let out = Command::new(kubernetes_validate())
-        .args(["--strict", "-k", OLDEST])
-        .arg(&path)
-        .output()
-        .expect("kubernetes-validate runs");
+    let out = Command::new(venv_tool(
+        "WEBTOON_KUBERNETES_VALIDATE",
+        "kubernetes-validate",
+    ))
+    .args(["--strict", "-k", OLDEST])
+    .arg(&path)
+    .output()
+    .expect("kubernetes-validate runs");
     assert!(!out.status.success());
 }
 

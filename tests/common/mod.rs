@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use webtoon_operator::api::{ValidatedStack, WebtoonStack};
 use webtoon_operator::manifest::{parse_stacks, validated};
+use webtoon_operator::render::Credentials;
 
 /// Specs that switch on what the examples leave off.
 pub const VARIANTS: &[&str] = &[
@@ -47,6 +48,30 @@ spec:
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Passwords as the controller would observe them, each distinct so a test can
+/// tell where one ends up.
+pub fn test_credentials() -> Credentials {
+    Credentials {
+        database_root_password: "root-secret-value-0123456789abcdef".to_string(),
+        database_password: "app-secret-value-0123456789abcdefg".to_string(),
+        cache_password: "cache-secret-value-0123456789abcde".to_string(),
+    }
+}
+
+/// A tool from the test venv: `$<env_var>`, or `.venv/bin/<name>`, which
+/// tests/run.sh installs.
+pub fn venv_tool(env_var: &str, name: &str) -> PathBuf {
+    let path = std::env::var(env_var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join(".venv/bin").join(name));
+    assert!(
+        path.exists(),
+        "{} is missing: tests/run.sh installs it into .venv",
+        path.display()
+    );
+    path
 }
 
 /// Every file in `examples/` ending in `.yaml`, sorted.
