@@ -10,7 +10,9 @@ use common::api_requests::{granted, permissions_needed};
 use common::fake_api::{FakeApi, Fault, Wire};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolume, PersistentVolumeClaim, Secret, Service,
+};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -353,6 +355,77 @@ async fn delete_policy_lets_garbage_collection_take_the_data() {
     c.delete_stack("megatoon", "uid-1").await;
     assert!(c.names::<Secret>().await.is_empty());
     assert!(c.names::<PersistentVolumeClaim>().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_recreated_stack_gets_its_released_nfs_volume_back() {
+    let mut stack = production("uid-1");
+    stack.spec.deletion_policy = webtoon_operator::api::DeletionPolicy::Delete;
+    let c = cluster(stack.clone()).await;
+    c.reconcile("megatoon").await.expect("reconcile");
+    let volumes: Api<PersistentVolume> = Api::all(c.client.clone());
+    let volume_name = volumes
+        .list(&ListParams::default())
+        .await
+        .expect("volumes")
+        .items
+        .into_iter()
+        .filter_map(|v| v.metadata.name)
+        .find(|n| n.starts_with("megatoon-images-"))
+        .expect("the NFS volume");
+
+    // What Kubernetes does when the claim goes: the volume keeps the old claim's UID
+    // and turns Released; the files on the export stay.
+    c.delete_stack("megatoon", "uid-1").await;
+    assert!(c.names::<PersistentVolumeClaim>().await.is_empty());
+    volumes
+        .patch(
+            &volume_name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({
+                "spec": {"claimRef": {"uid": "old-claim-uid", "resourceVersion": "41"}},
+                "status": {"phase": "Released"},
+            })),
+        )
+        .await
+        .expect("release the volume");
+
+    let mut again = stack;
+    again.metadata.uid = Some("uid-2".to_string());
+    again.metadata.resource_version = None;
+    c.api::<WebtoonStack>()
+        .create(&PostParams::default(), &again)
+        .await
+        .expect("re-create");
+    c.wire.take_writes();
+    c.reconcile("megatoon")
+        .await
+        .expect("reconcile after re-create");
+    let claim_ref = volumes
+        .get(&volume_name)
+        .await
+        .expect("volume")
+        .spec
+        .and_then(|s| s.claim_ref)
+        .expect("claimRef");
+    assert_eq!(claim_ref.uid, None, "the stale claim UID is cleared");
+    assert_eq!(
+        (claim_ref.namespace.as_deref(), claim_ref.name.as_deref()),
+        (Some("webtoon"), Some("megatoon-images")),
+        "still reserved for the stack's claim"
+    );
+    assert!(c.wire.take_writes() > 0);
+    // Bound again, as the volume controller would report; nothing more to do.
+    volumes
+        .patch(
+            &volume_name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Bound"}})),
+        )
+        .await
+        .expect("bind");
+    c.reconcile("megatoon").await.expect("steady");
+    assert_eq!(c.wire.take_writes(), 0);
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod credentials;
+pub mod nfs_volume;
 pub mod prune;
 pub mod rbac;
 pub mod reconcile;
