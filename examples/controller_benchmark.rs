@@ -19,6 +19,9 @@ mod fake_api;
 #[path = "../tests/common/http_get.rs"]
 mod http_get;
 #[allow(dead_code)]
+#[path = "../tests/common/process.rs"]
+mod process;
+#[allow(dead_code)]
 #[path = "../tests/common/stub_api_server.rs"]
 mod stub_api_server;
 
@@ -133,7 +136,7 @@ async fn idle_memory() -> Result<(), Failure> {
     std::fs::create_dir_all(&dir)?;
     let kubeconfig = dir.join("kubeconfig");
     api.write_kubeconfig(&kubeconfig);
-    let metrics = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let metrics = std::net::SocketAddr::from(([127, 0, 0, 1], process::free_port()));
     let mut child = std::process::Command::new(&binary)
         .args(["run", "--metrics-address", &metrics.to_string()])
         .env("KUBECONFIG", &kubeconfig)
@@ -152,9 +155,7 @@ async fn idle_memory() -> Result<(), Failure> {
     tokio::time::sleep(IDLE).await;
     let rss = status_kib(pid, "VmRSS")?;
     let peak = status_kib(pid, "VmHWM")?;
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()?;
+    process::sigterm(&child);
     let exit = child.wait()?;
     let _ = std::fs::remove_dir_all(&dir);
     println!(

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use webtoon_operator::api::crd_yaml;
+use webtoon_operator::controller::rbac;
 use webtoon_operator::manifest::{parse_stacks, render_yaml, validated};
 use webtoon_operator::render::Observed;
 use webtoon_operator::{Error, Result};
@@ -21,6 +22,13 @@ struct Cli {
 enum Command {
     /// Print the WebtoonStack CustomResourceDefinition as YAML.
     Crd,
+    /// Print the operator's RBAC role: a ClusterRole, or with `--namespace` a Role for
+    /// an operator that watches only that namespace.
+    Rbac {
+        /// Namespace of a Role for `run --namespace`.
+        #[arg(long)]
+        namespace: Option<String>,
+    },
     /// Print every child object of the stacks in a file, offline, as YAML that
     /// `kubectl apply -f -` accepts. The credentials Secret is left out: the operator
     /// generates it in the cluster.
@@ -139,6 +147,17 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Crd => {
             let yaml = crd_yaml().map_err(|e| Error::Serialize {
                 what: "CustomResourceDefinition".to_string(),
+                message: e.to_string(),
+            })?;
+            print!("{yaml}");
+        }
+        Command::Rbac { namespace } => {
+            let yaml = match namespace {
+                Some(namespace) => serde_saphyr::to_string(&rbac::role(&namespace)),
+                None => serde_saphyr::to_string(&rbac::cluster_role()),
+            }
+            .map_err(|e| Error::Serialize {
+                what: "operator role".to_string(),
                 message: e.to_string(),
             })?;
             print!("{yaml}");

@@ -190,6 +190,18 @@ fn cases() -> Vec<Case> {
             reject: |v| v["spec"]["network"] = json!({"ingressFromCIDRs": ["10.0.0.0/33"]}),
         },
         Case {
+            path: ".spec.network.wasEgress[].cidr",
+            rule: "isCIDR(self)",
+            accept: |v| {
+                v["spec"]["network"] =
+                    json!({"wasEgress": [{"cidr": "203.0.113.0/24", "ports": [443]}]})
+            },
+            reject: |v| {
+                v["spec"]["network"] =
+                    json!({"wasEgress": [{"cidr": "203.0.113.0/33", "ports": [443]}]})
+            },
+        },
+        Case {
             path: ".spec.proxy.admin.allowCIDRs",
             rule: "isCIDR(c)",
             accept: |v| v["spec"]["proxy"] = json!({"admin": {"allowCIDRs": ["10.0.12.0/24"]}}),
@@ -307,7 +319,7 @@ fn every_rule_is_covered_by_a_case() {
         .collect();
     let all: BTreeSet<(String, String)> = rules.into_iter().map(|(p, r, _)| (p, r)).collect();
     assert_eq!(covered, all, "every rule needs an accept and a reject case");
-    assert_eq!(all.len(), 21);
+    assert_eq!(all.len(), 22);
 }
 
 #[test]

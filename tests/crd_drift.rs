@@ -1,4 +1,5 @@
-//! The CRD in `crds/` is generated from the Rust types; this fails when they differ.
+//! Generated files stay in step with the code: the CRD in `crds/` with the Rust
+//! types, and the operator roles in the chart with the RBAC table.
 
 use std::path::Path;
 
@@ -72,5 +73,24 @@ fn walk(node: &serde_json::Value, path: &str, undocumented: &mut Vec<String>) {
         .and_then(|p| p.as_object());
     for (name, child) in children.into_iter().flatten() {
         walk(child, &format!("{path}.{name}"), undocumented);
+    }
+}
+
+#[test]
+fn chart_rbac_files_match_the_generated_roles() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/webtoon-operator/files");
+    let cluster_role = serde_saphyr::to_string(&webtoon_operator::controller::rbac::cluster_role())
+        .expect("the ClusterRole serializes");
+    let role = serde_saphyr::to_string(&webtoon_operator::controller::rbac::role("webtoon-system"))
+        .expect("the Role serializes");
+    for (file, generated, command) in [
+        ("clusterrole.yaml", cluster_role, "rbac"),
+        ("role.yaml", role, "rbac --namespace webtoon-system"),
+    ] {
+        let stored = std::fs::read_to_string(dir.join(file)).expect("RBAC file is readable");
+        assert!(
+            stored == generated,
+            "charts/webtoon-operator/files/{file} is out of date: run `cargo run -- {command} > charts/webtoon-operator/files/{file}`"
+        );
     }
 }

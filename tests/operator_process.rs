@@ -11,19 +11,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::TempDir;
+use common::api_requests::{granted, permission_of};
 use common::http_get::get;
+use common::process::{free_port, sigterm};
 use common::stub_api_server::StubApiServer;
+use webtoon_operator::controller::rbac::PERMISSIONS;
 use webtoon_operator::metrics::{Metrics, serve};
 
 /// How long a process may take to start, turn ready or stop.
 const DEADLINE: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(50);
 
-/// A free port on 127.0.0.1, released for the process under test to take.
+/// A free address on 127.0.0.1, released for the process under test to take.
 fn free_address() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
 /// The operator process; killed if a test ends before it stopped.
@@ -46,8 +47,10 @@ impl Operator {
         Self { child: Some(child) }
     }
 
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
+    fn sigterm(&self) {
+        if let Some(child) = &self.child {
+            sigterm(child);
+        }
     }
 
     /// Waits for the process to end by itself, within [`DEADLINE`].
@@ -180,6 +183,7 @@ async fn run_watches_every_owned_kind_turns_ready_and_stops_on_sigterm() {
         "/apis/autoscaling/v2/namespaces/webtoon/horizontalpodautoscalers",
         "/apis/policy/v1/namespaces/webtoon/poddisruptionbudgets",
         "/apis/batch/v1/namespaces/webtoon/cronjobs",
+        "/apis/networking.k8s.io/v1/namespaces/webtoon/networkpolicies",
     ];
     let deadline = Instant::now() + DEADLINE;
     let watches = loop {
@@ -224,12 +228,36 @@ async fn run_watches_every_owned_kind_turns_ready_and_stops_on_sigterm() {
         "an empty cluster gets no writes: {:#?}",
         api.requests()
     );
+    // Every request is granted by the role, and every list and watch it grants is used.
+    let mut used = std::collections::BTreeSet::new();
+    for request in api.requests() {
+        let (method, uri) = request.split_once(' ').expect("METHOD uri");
+        let (group, resource, verb) = permission_of(method, uri);
+        assert!(
+            granted(&group, &resource, &verb),
+            "{request} needs {verb} on {group}/{resource}, which the role lacks"
+        );
+        used.insert((group, resource, verb));
+    }
+    for permission in PERMISSIONS.iter().filter(|p| !p.cluster_scoped) {
+        for verb in permission
+            .verbs
+            .iter()
+            .filter(|v| ["list", "watch"].contains(v))
+        {
+            let key = (
+                permission.group.to_string(),
+                permission.resource.to_string(),
+                verb.to_string(),
+            );
+            assert!(
+                used.contains(&key),
+                "the role grants {key:?}, which the controller never uses"
+            );
+        }
+    }
 
-    let term = Command::new("kill")
-        .args(["-TERM", &operator.pid().to_string()])
-        .status()
-        .expect("send SIGTERM");
-    assert!(term.success());
+    operator.sigterm();
     let output = operator.wait().await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(

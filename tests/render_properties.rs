@@ -2,10 +2,12 @@
 //! name is a DNS label within the limit its kind needs (63 characters; 52 for
 //! StatefulSets, whose pods carry a revision-hash label built from the name).
 
+mod common;
+
 use proptest::prelude::*;
 use serde_json::json;
 use webtoon_operator::api::{WebtoonStack, validate};
-use webtoon_operator::render::{Credentials, Observed, render};
+use webtoon_operator::render::{Observed, render};
 
 fn dns_label(max: usize) -> impl Strategy<Value = String> {
     (1..=max).prop_flat_map(move |len| {
@@ -111,15 +113,13 @@ proptest! {
         let stack: WebtoonStack = serde_json::from_value(value).expect("generated stack deserializes");
         let validated = validate(&stack).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
         let observed = Observed {
-            credentials: Some(Credentials {
-                database_root_password: "r".repeat(32),
-                database_password: "d".repeat(32),
-                database_backup_password: "b".repeat(32),
-                cache_password: "c".repeat(32),
-            }),
+            credentials: Some(common::test_credentials()),
             now: if during_sale { "2026-12-01T12:00:00+09:00".parse().ok() } else { None },
         };
-        let documents = render(&validated, &observed).to_documents().expect("documents serialize");
+        let children = render(&validated, &observed);
+        let weaknesses = common::hardening::audit(&validated, &children);
+        prop_assert!(weaknesses.is_empty(), "{weaknesses:#?}");
+        let documents = children.to_documents().expect("documents serialize");
         prop_assert!(documents.len() >= 8);
         for document in &documents {
             let kind = document["kind"].as_str().unwrap_or_default();

@@ -3,23 +3,14 @@
 
 mod common;
 
-use common::stack_from_yaml;
+use common::{stack_from_yaml, test_credentials};
 use k8s_openapi::api::core::v1::PodSpec;
 use webtoon_operator::render::proxy::CONFIG_CHECKSUM_ANNOTATION;
 use webtoon_operator::render::proxy::nginx_conf::{NginxLayout, nginx_conf};
-use webtoon_operator::render::{Children, Credentials, Observed, render};
+use webtoon_operator::render::{Children, Observed, render};
 
 const PRODUCTION: &str = include_str!("../examples/production.yaml");
 const MINIMAL: &str = include_str!("../examples/minimal.yaml");
-
-fn credentials() -> Credentials {
-    Credentials {
-        database_root_password: "root-secret-value-0123456789abcdef".to_string(),
-        database_password: "app-secret-value-0123456789abcdefg".to_string(),
-        database_backup_password: "backup-secret-value-0123456789abcd".to_string(),
-        cache_password: "cache-secret-value-0123456789abcde".to_string(),
-    }
-}
 
 fn children(yaml: &str, observed: &Observed) -> Children {
     render(&stack_from_yaml(yaml), observed)
@@ -45,7 +36,7 @@ fn children_carry_recommended_labels_and_the_controller_owner() {
     let c = children(
         &yaml,
         &Observed {
-            credentials: Some(credentials()),
+            credentials: Some(test_credentials()),
             now: None,
         },
     );
@@ -78,7 +69,7 @@ fn delete_policy_gives_data_an_owner() {
     let c = children(
         &yaml,
         &Observed {
-            credentials: Some(credentials()),
+            credentials: Some(test_credentials()),
             now: None,
         },
     );
@@ -89,94 +80,6 @@ fn delete_policy_gives_data_an_owner() {
             .owner_references
             .is_some()
     );
-}
-
-#[test]
-fn every_pod_meets_the_restricted_profile() {
-    for yaml in [MINIMAL, PRODUCTION] {
-        let c = children(
-            yaml,
-            &Observed {
-                credentials: Some(credentials()),
-                now: None,
-            },
-        );
-        let pods = c
-            .deployments
-            .iter()
-            .filter_map(|d| d.spec.as_ref()?.template.spec.clone())
-            .chain(
-                c.stateful_sets
-                    .iter()
-                    .filter_map(|s| s.spec.as_ref()?.template.spec.clone()),
-            )
-            .chain(c.cron_jobs.iter().filter_map(|j| {
-                j.spec
-                    .as_ref()?
-                    .job_template
-                    .spec
-                    .as_ref()?
-                    .template
-                    .spec
-                    .clone()
-            }));
-        let mut count = 0;
-        for pod in pods {
-            count += 1;
-            let psc = pod.security_context.as_ref().expect("pod security context");
-            assert_eq!(psc.run_as_non_root, Some(true));
-            assert_eq!(
-                psc.seccomp_profile.as_ref().map(|s| s.type_.as_str()),
-                Some("RuntimeDefault")
-            );
-            assert_eq!(pod.automount_service_account_token, Some(false));
-            for container in pod
-                .containers
-                .iter()
-                .chain(pod.init_containers.iter().flatten())
-            {
-                let sc = container
-                    .security_context
-                    .as_ref()
-                    .expect("container security context");
-                assert_eq!(
-                    sc.allow_privilege_escalation,
-                    Some(false),
-                    "{}",
-                    container.name
-                );
-                assert_eq!(
-                    sc.capabilities.as_ref().and_then(|c| c.drop.clone()),
-                    Some(vec!["ALL".to_string()])
-                );
-                assert_eq!(
-                    sc.read_only_root_filesystem,
-                    Some(true),
-                    "{}",
-                    container.name
-                );
-                let resources = container.resources.as_ref().expect("resources");
-                assert!(
-                    resources
-                        .requests
-                        .as_ref()
-                        .is_some_and(|r| r.contains_key("memory"))
-                );
-                assert!(
-                    resources
-                        .limits
-                        .as_ref()
-                        .is_some_and(|r| r.contains_key("memory"))
-                );
-                let image = container.image.as_deref().expect("image");
-                assert!(
-                    image.contains(':') && !image.ends_with(":latest"),
-                    "{image}"
-                );
-            }
-        }
-        assert!(count >= 2);
-    }
 }
 
 #[test]
@@ -322,7 +225,7 @@ fn was_gets_connection_settings_and_passwords_only_by_reference() {
     let c = children(
         PRODUCTION,
         &Observed {
-            credentials: Some(credentials()),
+            credentials: Some(test_credentials()),
             now: None,
         },
     );
@@ -528,7 +431,7 @@ fn credentials_secret_exists_only_when_observed_and_render_output_holds_no_value
     let with = render(
         &stack,
         &Observed {
-            credentials: Some(credentials()),
+            credentials: Some(test_credentials()),
             now: None,
         },
     );
@@ -541,5 +444,5 @@ fn credentials_secret_exists_only_when_observed_and_render_output_holds_no_value
     let offline =
         webtoon_operator::manifest::render_yaml(&stack, &Observed::default()).expect("yaml");
     assert!(!offline.contains("kind: Secret"));
-    assert!(format!("{:?}", credentials()).contains("redacted"));
+    assert!(format!("{:?}", test_credentials()).contains("redacted"));
 }

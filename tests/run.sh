@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need when it is missing, then runs
 # every layer below the cluster (formatting, lints, unit, schema, CEL, render
-# properties, the generated nginx config in a real nginx, and the rendered MariaDB
-# and Redis scripts and configuration in real servers).
+# properties, the generated nginx config in a real nginx in front of test application
+# servers driven by curl, openssl and wrk, and the rendered MariaDB and Redis scripts
+# and configuration in real servers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server)
 command -v mariadb-dump >/dev/null 2>&1 || need_apt+=(mariadb-client)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
@@ -27,12 +30,16 @@ if command -v systemctl >/dev/null 2>&1; then
 fi
 
 venv=.venv
-if [ ! -x "$venv/bin/kubernetes-validate" ]; then
-  echo "creating $venv with kubernetes-validate"
-  python3 -m venv "$venv"
+# Reinstalled whenever tests/requirements.txt changes, so a tool added later reaches
+# machines that already have the venv.
+if ! cmp -s tests/requirements.txt "$venv/requirements.installed"; then
+  echo "installing Python test tools into $venv: $(tr '\n' ' ' < tests/requirements.txt)"
+  [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
+  cp tests/requirements.txt "$venv/requirements.installed"
 fi
 export WEBTOON_KUBERNETES_VALIDATE="$PWD/$venv/bin/kubernetes-validate"
+export WEBTOON_CHECKOV="$PWD/$venv/bin/checkov"
 
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings

@@ -5,67 +5,23 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use common::{TempDir, example_files, root, stack_from_yaml, stacks_in};
+use common::{
+    TempDir, VARIANTS, example_files, root, stack_from_yaml, stacks_in, test_credentials, venv_tool,
+};
 use webtoon_operator::manifest::{render_yaml, validated};
-use webtoon_operator::render::{Credentials, Observed};
+use webtoon_operator::render::Observed;
 
 const OLDEST: &str = "1.32.0";
 const NEWEST: &str = "1.37.0";
 
-fn kubernetes_validate() -> PathBuf {
-    let path = std::env::var("WEBTOON_KUBERNETES_VALIDATE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root().join(".venv/bin/kubernetes-validate"));
-    assert!(
-        path.exists(),
-        "{} is missing: tests/run.sh installs it into .venv",
-        path.display()
-    );
-    path
-}
-
 fn observed() -> Observed {
     Observed {
-        credentials: Some(Credentials {
-            database_root_password: "r".repeat(32),
-            database_password: "d".repeat(32),
-            database_backup_password: "b".repeat(32),
-            cache_password: "c".repeat(32),
-        }),
+        credentials: Some(test_credentials()),
         now: "2026-12-01T12:00:00+09:00".parse().ok(),
     }
 }
-
-/// Specs that switch on what the examples leave off.
-const VARIANTS: &[&str] = &[
-    r#"
-apiVersion: webtoon.io/v1alpha1
-kind: WebtoonStack
-metadata: {name: phptoon, namespace: webtoon}
-spec:
-  hosts: ["*.phptoon.example"]
-  acceptSinglePointOfFailure: true
-  proxy: {replicas: 1, service: {type: NodePort}, rateLimit: {enabled: false}, cache: {enabled: false}, trustedProxyCIDRs: [10.0.0.0/8]}
-  was: {image: "php:8.3-fpm", port: 9000, protocol: fastcgi, replicas: 1}
-  cache: {persistence: {size: 1Gi}, evictionPolicy: volatile-lru}
-  database: {restore: {from: latest}}
-  storage: {storageClassName: nfs-csi, size: 10Gi}
-  deletionPolicy: Delete
-"#,
-    r#"
-apiVersion: webtoon.io/v1alpha1
-kind: WebtoonStack
-metadata: {name: a23456789012345678901234567890123456, namespace: a2345678901234567890123456789012345678901234567890123456789012}
-spec:
-  hosts: [long.example]
-  proxy: {service: {type: ClusterIP, annotations: {example.com/lb: internal}}}
-  was: {image: "registry.example:5000/team/was@sha256:0000000000000000000000000000000000000000000000000000000000000000"}
-  storage: {nfs: {server: 10.1.2.3, path: /exports/images}}
-"#,
-];
 
 #[test]
 fn rendered_objects_are_valid_kubernetes_for_oldest_and_newest_versions() {
@@ -90,11 +46,14 @@ fn rendered_objects_are_valid_kubernetes_for_oldest_and_newest_versions() {
     files.push(root().join("crds/webtoonstacks.webtoon.io.yaml"));
 
     for version in [OLDEST, NEWEST] {
-        let out = Command::new(kubernetes_validate())
-            .args(["--strict", "-k", version])
-            .args(&files)
-            .output()
-            .expect("kubernetes-validate runs");
+        let out = Command::new(venv_tool(
+            "WEBTOON_KUBERNETES_VALIDATE",
+            "kubernetes-validate",
+        ))
+        .args(["--strict", "-k", version])
+        .args(&files)
+        .output()
+        .expect("kubernetes-validate runs");
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -139,11 +98,14 @@ fn the_validator_rejects_an_invalid_object() {
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicas: two, selector: {}, template: {}}\n",
     )
     .expect("write");
-    let out = Command::new(kubernetes_validate())
-        .args(["--strict", "-k", OLDEST])
-        .arg(&path)
-        .output()
-        .expect("kubernetes-validate runs");
+    let out = Command::new(venv_tool(
+        "WEBTOON_KUBERNETES_VALIDATE",
+        "kubernetes-validate",
+    ))
+    .args(["--strict", "-k", OLDEST])
+    .arg(&path)
+    .output()
+    .expect("kubernetes-validate runs");
     assert!(!out.status.success());
 }
 

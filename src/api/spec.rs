@@ -840,6 +840,32 @@ pub struct NetworkSpec {
     #[schemars(length(min = 1, max = 64), inner(pattern(patterns::CIDR)))]
     #[x_kube(validation = Rule::new("self.all(c, isCIDR(c))").message("network.ingressFromCIDRs entries must be networks in CIDR notation, such as 0.0.0.0/0"))]
     pub ingress_from_cidrs: Vec<String>,
+    /// Namespaces whose pods may reach the proxy, such as the namespace of an ingress
+    /// controller in front of it (matched by their `kubernetes.io/metadata.name` label).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 32),
+        inner(length(max = 63), pattern(patterns::DNS_LABEL))
+    )]
+    pub ingress_from_namespaces: Vec<String>,
+    /// Destinations outside the stack that the WAS may connect to, such as a payment
+    /// API. Nothing else is reachable from the WAS but its database, its cache and DNS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub was_egress: Vec<EgressSpec>,
+}
+
+/// A network and the TCP ports on it that the WAS may connect to.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EgressSpec {
+    /// The destination network in CIDR notation, such as `203.0.113.0/24`.
+    #[schemars(pattern(patterns::CIDR))]
+    #[x_kube(validation = Rule::new("isCIDR(self)").message("network.wasEgress[].cidr must be a network in CIDR notation, such as 203.0.113.0/24"))]
+    pub cidr: String,
+    /// TCP ports on that network.
+    #[schemars(length(min = 1, max = 16), inner(range(min = 1, max = 65535)))]
+    pub ports: Vec<i32>,
 }
 
 fn default_ingress_cidrs() -> Vec<String> {
@@ -851,6 +877,8 @@ impl Default for NetworkSpec {
         Self {
             policies: true,
             ingress_from_cidrs: default_ingress_cidrs(),
+            ingress_from_namespaces: Vec::new(),
+            was_egress: Vec::new(),
         }
     }
 }

@@ -46,15 +46,25 @@ pub fn validate(stack: &WebtoonStack) -> Result<ValidatedStack, Vec<FieldError>>
     let mut v = Checker::default();
     let name = stack.metadata.name.clone().unwrap_or_default();
     v.stack_name(&name);
+    let namespace = stack
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_string());
+    // The API server checks namespaces of stored objects; offline manifests reach
+    // render (and nginx.conf) without it.
+    v.pattern(
+        "metadata.namespace",
+        &namespace,
+        &DNS_LABEL,
+        63,
+        "a namespace name: use a lower-case DNS label, such as webtoon",
+    );
     v.spec(&stack.spec);
     if v.errors.is_empty() {
         Ok(ValidatedStack {
             name,
-            namespace: stack
-                .metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "default".to_string()),
+            namespace,
             uid: stack.metadata.uid.clone(),
             spec: stack.spec.clone(),
         })
@@ -228,7 +238,60 @@ impl Checker {
                 "is empty, so no client could reach the site: list client networks, such as 0.0.0.0/0",
             );
         }
+        self.network_peers(&spec.network);
         self.schedules(spec);
+    }
+
+    fn network_peers(&mut self, network: &NetworkSpec) {
+        if network.ingress_from_namespaces.len() > 32 {
+            self.error(
+                "spec.network.ingressFromNamespaces",
+                format!(
+                    "has {} entries; the limit is 32",
+                    network.ingress_from_namespaces.len()
+                ),
+            );
+        }
+        for (i, namespace) in network.ingress_from_namespaces.iter().enumerate() {
+            self.pattern(
+                &format!("spec.network.ingressFromNamespaces[{i}]"),
+                namespace,
+                &DNS_LABEL,
+                63,
+                "a namespace name: use lower-case letters, digits and dashes, such as ingress-nginx",
+            );
+        }
+        if network.was_egress.len() > 32 {
+            self.error(
+                "spec.network.wasEgress",
+                format!("has {} entries; the limit is 32", network.was_egress.len()),
+            );
+        }
+        for (i, egress) in network.was_egress.iter().enumerate() {
+            let path = format!("spec.network.wasEgress[{i}]");
+            self.cidrs(
+                &format!("{path}.cidr"),
+                std::slice::from_ref(&egress.cidr),
+                "203.0.113.0/24",
+            );
+            if egress.ports.is_empty() || egress.ports.len() > 16 {
+                self.error(
+                    format!("{path}.ports"),
+                    format!(
+                        "has {} entries; list between 1 and 16 TCP ports",
+                        egress.ports.len()
+                    ),
+                );
+            }
+            for (j, port) in egress.ports.iter().enumerate() {
+                if !(1..=65535).contains(port) {
+                    self.error(
+                        format!("{path}.ports[{j}]"),
+                        format!("{port} is not a TCP port: use a number from 1 to 65535"),
+                    );
+                }
+            }
+        }
     }
 
     fn hosts(&mut self, hosts: &[String]) {

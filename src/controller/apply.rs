@@ -113,13 +113,15 @@ where
     Ok(written)
 }
 
-/// Applies every child in dependency order: configuration, secrets and volumes,
-/// then services, the data tier and its backup schedule, the WAS and the proxy, then
+/// Applies every child in dependency order: network policies, configuration,
+/// secrets and volumes, then services, the data tier and its backup schedule, the
+/// WAS and the proxy, then
 /// autoscalers and budgets.
 /// Returns the number of objects written.
 pub async fn apply_all(client: &Client, namespace: &str, children: &Children) -> Result<usize> {
     // Destructured without `..`: a kind that render builds but apply forgets will not compile.
     let Children {
+        network_policies,
         secrets,
         config_maps,
         persistent_volumes,
@@ -132,6 +134,8 @@ pub async fn apply_all(client: &Client, namespace: &str, children: &Children) ->
         pod_disruption_budgets,
     } = children;
     let mut written = 0;
+    // Isolation first, so that no pod of the stack ever runs unprotected.
+    written += apply_namespaced(client, namespace, network_policies).await?;
     written += apply_namespaced(client, namespace, secrets).await?;
     written += apply_namespaced(client, namespace, config_maps).await?;
     written += apply_cluster(client, persistent_volumes).await?;

@@ -3,7 +3,9 @@
 
 pub mod apply;
 pub mod credentials;
+pub mod nfs_volume;
 pub mod prune;
+pub mod rbac;
 pub mod reconcile;
 pub mod status;
 
@@ -16,6 +18,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Client;
 use kube::api::{Api, ListParams};
@@ -160,7 +163,11 @@ pub async fn run(client: Client, namespace: Option<String>, metrics: Arc<Metrics
             owned::<HorizontalPodAutoscaler>(&client, &namespace),
             children.clone(),
         )
-        .owns(owned::<PodDisruptionBudget>(&client, &namespace), children)
+        .owns(
+            owned::<PodDisruptionBudget>(&client, &namespace),
+            children.clone(),
+        )
+        .owns(owned::<NetworkPolicy>(&client, &namespace), children)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

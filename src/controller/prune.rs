@@ -1,5 +1,5 @@
 //! Deleting children the spec no longer wants (turning autoscaling off removes its
-//! autoscaler), only among objects that carry this stack's labels and its owner
+//! autoscaler, turning network policies off removes them), only among objects that carry this stack's labels and its owner
 //! reference. Data kinds (volume claims, the credentials Secret) are never pruned:
 //! nothing a user stored is lost because a spec changed.
 
@@ -11,6 +11,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::{Client, Resource};
@@ -89,5 +90,8 @@ pub async fn prune(client: &Client, stack: &ValidatedStack, children: &Children)
     deleted += prune_kind::<StatefulSet>(client, stack, names(&children.stateful_sets)).await?;
     deleted += prune_kind::<Service>(client, stack, names(&children.services)).await?;
     deleted += prune_kind::<ConfigMap>(client, stack, names(&children.config_maps)).await?;
+    // Last, so that a pod being pruned is never left without its isolation.
+    deleted +=
+        prune_kind::<NetworkPolicy>(client, stack, names(&children.network_policies)).await?;
     Ok(deleted)
 }

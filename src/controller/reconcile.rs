@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 
 use super::Context;
 use super::status::{self, ObservedChildren, condition, is_true};
-use super::{apply, credentials, prune};
+use super::{apply, credentials, nfs_volume, prune};
 use crate::api::{ServiceMode, ValidatedStack, WebtoonStack, WebtoonStackStatus, validate};
 use crate::render::meta::{MANAGER, child_name};
 use crate::render::storage::images_claim_name;
@@ -148,7 +148,8 @@ async fn reconcile_stack(stack: Arc<WebtoonStack>, ctx: &Context, key: &str) -> 
     Ok(Action::requeue(next_wakeup(&validated, now)))
 }
 
-/// Makes the cluster match the spec: credentials, render, apply, prune.
+/// Makes the cluster match the spec: credentials, render, apply, re-bind a released
+/// NFS volume, prune.
 async fn converge(ctx: &Context, stack: &ValidatedStack, now: jiff::Timestamp) -> Result<()> {
     let credentials = credentials::ensure(&ctx.client, stack).await?;
     let observed = Observed {
@@ -157,8 +158,9 @@ async fn converge(ctx: &Context, stack: &ValidatedStack, now: jiff::Timestamp) -
     };
     let children = render(stack, &observed);
     let written = apply::apply_all(&ctx.client, &stack.namespace, &children).await?;
+    let rebound = nfs_volume::rebind_released(&ctx.client, stack).await?;
     let deleted = prune::prune(&ctx.client, stack, &children).await?;
-    ctx.metrics.wrote(written + deleted);
+    ctx.metrics.wrote(written + rebound + deleted);
     Ok(())
 }
 

@@ -11,6 +11,10 @@ pub const MANAGER: &str = "webtoon-operator";
 
 /// Label naming the component of a child (`proxy`, `was`, `database`, ...).
 pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
+/// Label naming the application, the same for every stack.
+pub const NAME_LABEL: &str = "app.kubernetes.io/name";
+/// Value of [`NAME_LABEL`].
+pub const NAME: &str = "webtoon";
 /// Label naming the stack a child belongs to.
 pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 
@@ -22,7 +26,7 @@ pub fn child_name(stack: &ValidatedStack, component: &str) -> String {
 /// The labels that select the pods of one component.
 pub fn selector_labels(stack: &ValidatedStack, component: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), "webtoon".to_string()),
+        (NAME_LABEL.to_string(), NAME.to_string()),
         (INSTANCE_LABEL.to_string(), stack.name.clone()),
         (COMPONENT_LABEL.to_string(), component.to_string()),
     ])

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod credentials;
 pub mod database;
 pub mod meta;
+pub mod network;
 pub mod placement;
 pub mod proxy;
 pub mod scaling;
@@ -20,6 +21,7 @@ use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolume, PersistentVolumeClaim, Secret, Service,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::Serialize;
 
@@ -41,6 +43,8 @@ pub struct Observed {
 /// Every child object of a stack, one list per kind.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Children {
+    /// Isolation of every pod of the stack, applied before any pod exists.
+    pub network_policies: Vec<NetworkPolicy>,
     /// The credentials Secret.
     pub secrets: Vec<Secret>,
     /// nginx, MariaDB and Redis configuration, and the database's init, restore and
@@ -72,6 +76,7 @@ pub fn render(stack: &ValidatedStack, observed: &Observed) -> Children {
             .secrets
             .push(credentials::secret(stack, credentials));
     }
+    network::build(stack, &mut children);
     storage::build(stack, &mut children);
     database::build(stack, &mut children);
     cache::build(stack, &mut children);
@@ -81,11 +86,13 @@ pub fn render(stack: &ValidatedStack, observed: &Observed) -> Children {
 }
 
 impl Children {
-    /// Every object as JSON, in the order they are applied: configuration, secrets
-    /// and volumes first, then the data tier and its backups, then WAS, then proxy.
+    /// Every object as JSON, in the order they are applied: network policies,
+    /// configuration, secrets and volumes first, then the data tier and its backups,
+    /// then WAS, then proxy.
     pub fn to_documents(&self) -> Result<Vec<serde_json::Value>> {
         // Destructured without `..` so that a new kind cannot be built and forgotten.
         let Self {
+            network_policies,
             secrets,
             config_maps,
             persistent_volumes,
@@ -98,6 +105,7 @@ impl Children {
             pod_disruption_budgets,
         } = self;
         let mut documents = Vec::new();
+        push_all(&mut documents, network_policies)?;
         push_all(&mut documents, secrets)?;
         push_all(&mut documents, config_maps)?;
         push_all(&mut documents, persistent_volumes)?;

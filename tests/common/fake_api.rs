@@ -52,11 +52,24 @@ impl Fault {
     }
 }
 
-/// Counts write requests and holds the faults still to inject.
+/// Records the operator's requests, counts its writes and holds the faults still to
+/// inject.
 #[derive(Default)]
 pub struct Wire {
     writes: AtomicUsize,
     pending: Mutex<Option<(Fault, usize)>>,
+    requests: Mutex<Vec<Request>>,
+}
+
+/// One request the operator sent, and the status code it got.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// HTTP method.
+    pub method: http::Method,
+    /// Path and query.
+    pub uri: String,
+    /// Status code of the answer; `None` when none came.
+    pub status: Option<u16>,
 }
 
 impl Wire {
@@ -70,6 +83,21 @@ impl Wire {
     /// Write requests (POST, PUT, PATCH, DELETE) since the last call.
     pub fn take_writes(&self) -> usize {
         self.writes.swap(0, Ordering::SeqCst)
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Request> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    fn record(&self, method: &http::Method, uri: &http::Uri, status: Option<u16>) {
+        if let Ok(mut requests) = self.requests.lock() {
+            requests.push(Request {
+                method: method.clone(),
+                uri: uri.to_string(),
+                status,
+            });
+        }
     }
 
     fn on_request(&self, method: &http::Method) -> Option<Fault> {
@@ -117,13 +145,21 @@ fn status_response(code: u16, reason: &str, message: &str) -> http::Response<Bod
 fn wired(inner: Client, wire: Arc<Wire>, namespace: &str) -> Client {
     let service = tower::service_fn(move |request: http::Request<Body>| {
         let inner = inner.clone();
+        let wire = wire.clone();
         let fault = wire.on_request(request.method());
+        let (method, uri) = (request.method().clone(), request.uri().clone());
         async move {
-            match fault.map(Fault::status) {
+            let response = match fault.map(Fault::status) {
                 None => inner.send(request).await,
                 Some(Some((code, reason, message))) => Ok(status_response(code, reason, message)),
-                Some(None) => std::future::pending().await,
-            }
+                Some(None) => {
+                    wire.record(&method, &uri, None);
+                    return std::future::pending().await;
+                }
+            };
+            let status = response.as_ref().ok().map(|r| r.status().as_u16());
+            wire.record(&method, &uri, status);
+            response
         }
     });
     Client::new(service, namespace)

@@ -1,19 +1,79 @@
 //! Fixtures shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod api_requests;
 pub mod fake_api;
+pub mod hardening;
 pub mod http_get;
+pub mod nginx;
+pub mod process;
+pub mod reachability;
 pub mod servers;
 pub mod stub_api_server;
+pub mod test_was;
 
 use std::path::{Path, PathBuf};
 
 use webtoon_operator::api::{ValidatedStack, WebtoonStack};
 use webtoon_operator::manifest::{parse_stacks, validated};
+use webtoon_operator::render::Credentials;
+
+/// Specs that switch on what the examples leave off.
+pub const VARIANTS: &[&str] = &[
+    r#"
+apiVersion: webtoon.io/v1alpha1
+kind: WebtoonStack
+metadata: {name: phptoon, namespace: webtoon}
+spec:
+  hosts: ["*.phptoon.example"]
+  acceptSinglePointOfFailure: true
+  proxy: {replicas: 1, service: {type: NodePort}, rateLimit: {enabled: false}, cache: {enabled: false}, trustedProxyCIDRs: [10.0.0.0/8]}
+  was: {image: "php:8.3-fpm", port: 9000, protocol: fastcgi, replicas: 1}
+  cache: {persistence: {size: 1Gi}, evictionPolicy: volatile-lru}
+  database: {restore: {from: latest}}
+  storage: {storageClassName: nfs-csi, size: 10Gi}
+  deletionPolicy: Delete
+"#,
+    r#"
+apiVersion: webtoon.io/v1alpha1
+kind: WebtoonStack
+metadata: {name: a23456789012345678901234567890123456, namespace: a2345678901234567890123456789012345678901234567890123456789012}
+spec:
+  hosts: [long.example]
+  proxy: {service: {type: ClusterIP, annotations: {example.com/lb: internal}}}
+  was: {image: "registry.example:5000/team/was@sha256:0000000000000000000000000000000000000000000000000000000000000000"}
+  storage: {nfs: {server: 10.1.2.3, path: /exports/images}}
+"#,
+];
 
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Passwords as the controller would observe them, each distinct so a test can
+/// tell where one ends up.
+pub fn test_credentials() -> Credentials {
+    Credentials {
+        database_root_password: "root-secret-value-0123456789abcdef".to_string(),
+        database_password: "app-secret-value-0123456789abcdefg".to_string(),
+        database_backup_password: "backup-secret-value-0123456789abcd".to_string(),
+        cache_password: "cache-secret-value-0123456789abcde".to_string(),
+    }
+}
+
+/// A tool from the test venv: `$<env_var>`, or `.venv/bin/<name>`, which
+/// tests/run.sh installs.
+pub fn venv_tool(env_var: &str, name: &str) -> PathBuf {
+    let path = std::env::var(env_var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join(".venv/bin").join(name));
+    assert!(
+        path.exists(),
+        "{} is missing: tests/run.sh installs it into .venv",
+        path.display()
+    );
+    path
 }
 
 /// Every file in `examples/` ending in `.yaml`, sorted.

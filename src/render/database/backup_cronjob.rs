@@ -22,6 +22,9 @@ use crate::render::security::{container_security_context, pod_security_context, 
 use crate::render::stateful::DATA_UID;
 use crate::render::storage::claim_spec;
 
+/// Component label of the backup job pods; the network policies select them by it.
+pub const BACKUP_COMPONENT: &str = "database-backup";
+
 /// Where the backup claim is mounted, in the backup job and the database pod.
 pub const BACKUP_MOUNT: &str = "/backup";
 /// Directory of the backup script in the backup job.
@@ -29,7 +32,7 @@ const SCRIPT_DIR: &str = "/opt/webtoon";
 
 /// Name of the backup CronJob, its ConfigMap and its claim.
 pub fn backup_name(stack: &ValidatedStack) -> String {
-    child_name(stack, "database-backup")
+    child_name(stack, BACKUP_COMPONENT)
 }
 
 /// The claim that holds the backup files. It is data: never pruned, and kept under
@@ -173,7 +176,7 @@ pub fn backup_cronjob(stack: &ValidatedStack, backup: &BackupSpec) -> CronJob {
                     active_deadline_seconds: Some(6 * 3600),
                     template: PodTemplateSpec {
                         metadata: Some(ObjectMeta {
-                            labels: Some(labels(stack, "database-backup")),
+                            labels: Some(labels(stack, BACKUP_COMPONENT)),
                             ..Default::default()
                         }),
                         spec: Some(pod),

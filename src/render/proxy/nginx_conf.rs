@@ -110,6 +110,9 @@ impl NginxLayout {
     }
 }
 
+/// Seconds nginx keeps the WAS addresses it resolved before asking DNS again.
+pub const RESOLVE_VALID_SECONDS: i64 = 5;
+
 /// Mozilla's "intermediate" TLS 1.2 cipher list; TLS 1.3 suites are fixed by OpenSSL.
 const TLS12_CIPHERS: &str = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
 
@@ -232,7 +235,20 @@ pub fn nginx_conf(stack: &ValidatedStack, layout: &NginxLayout) -> String {
     if let Upstream::Resolve { resolver, .. } = &layout.upstream {
         let _ = writeln!(
             c,
-            "    resolver {resolver} valid=5s ipv6=off;\n    resolver_timeout 2s;"
+            "    resolver {resolver} valid={RESOLVE_VALID_SECONDS}s ipv6=off;\n    resolver_timeout 2s;"
+        );
+    }
+    if tls.is_some() {
+        // At http level, not in the site's server: the protocol version is settled
+        // with the settings of the listener's default server (the catch-all below),
+        // so versions set only in the site would leave the catch-all's built-in
+        // defaults in force (no TLS 1.3 before nginx 1.23.4).
+        let _ = writeln!(c, "    ssl_protocols TLSv1.2 TLSv1.3;");
+        let _ = writeln!(c, "    ssl_ciphers {TLS12_CIPHERS};");
+        let _ = writeln!(c, "    ssl_prefer_server_ciphers off;");
+        let _ = writeln!(
+            c,
+            "    ssl_session_cache shared:webtoon_tls:10m;\n    ssl_session_timeout 1d;\n    ssl_session_tickets off;"
         );
     }
     let _ = writeln!(c, "    upstream webtoon_was {{");
@@ -316,13 +332,6 @@ pub fn nginx_conf(stack: &ValidatedStack, layout: &NginxLayout) -> String {
                 "        ssl_certificate_key {};",
                 layout.tls_certificate_key
             );
-            let _ = writeln!(c, "        ssl_protocols TLSv1.2 TLSv1.3;");
-            let _ = writeln!(c, "        ssl_ciphers {TLS12_CIPHERS};");
-            let _ = writeln!(c, "        ssl_prefer_server_ciphers off;");
-            let _ = writeln!(
-                c,
-                "        ssl_session_cache shared:webtoon_tls:10m;\n        ssl_session_timeout 1d;\n        ssl_session_tickets off;"
-            );
         }
         None => {
             let _ = writeln!(c, "        listen {};", layout.http_listen);
@@ -350,8 +359,9 @@ pub fn nginx_conf(stack: &ValidatedStack, layout: &NginxLayout) -> String {
     );
     let _ = writeln!(c, "            autoindex off;");
     let _ = writeln!(c, "            access_log off;");
-    let _ = writeln!(c, "            expires {};", proxy.cache.static_max_age);
     c.push_str(&indent(&security_headers, 3));
+    // One Cache-Control only: `expires` would add a second `max-age`, and caches may
+    // treat a response with conflicting directives as stale (RFC 9111, 4.2.1).
     let _ = writeln!(
         c,
         "            add_header Cache-Control \"public, max-age={max_age}, immutable\" always;"
@@ -380,6 +390,10 @@ pub fn nginx_conf(stack: &ValidatedStack, layout: &NginxLayout) -> String {
         for location in [format!("= {path}"), format!("^~ {path}/")] {
             let _ = writeln!(c, "        location {location} {{");
             c.push_str(&indent(&acl, 3));
+            // `^~` skips the server's regex locations, so the denials repeat here.
+            if location.starts_with("^~") {
+                c.push_str(&indent(&deny, 3));
+            }
             c.push_str(&indent(&limit, 3));
             c.push_str(&indent(&to_was, 3));
             let _ = writeln!(c, "        }}");
@@ -463,7 +477,11 @@ fn was_block(
             b,
             "{m}_cache_use_stale error timeout updating http_500 http_502 http_503 http_504;"
         );
-        let _ = writeln!(b, "{m}_cache_background_update on;\n{m}_cache_lock on;");
+        // No cache lock: nginx cannot know before the answer whether a page is
+        // cacheable, so concurrent requests for a private page would queue behind
+        // each other in 500 ms steps. Refreshes of popular pages are already single
+        // requests thanks to `updating` and the background update.
+        let _ = writeln!(b, "{m}_cache_background_update on;");
         b.push_str(security_headers);
         let _ = writeln!(
             b,

@@ -17,14 +17,21 @@ use crate::api::{ValidatedStack, WasProtocol};
 use crate::render::Observed;
 use crate::render::meta::{Lifetime, child_name, labels, object_meta, selector};
 use crate::render::placement::spread_constraints;
+use crate::render::proxy::nginx_conf::RESOLVE_VALID_SECONDS;
 use crate::render::scaling::{Tier, deployment_replicas};
 use crate::render::security::{
     container_security_context, pod_security_context_image_user, scratch_volume,
 };
 use crate::render::storage::images_claim_name;
 
-/// Seconds a terminating pod keeps serving while endpoints and nginx drop it.
-const DRAIN_SECONDS: i64 = 5;
+/// TTL of the cluster DNS answers for Service names (CoreDNS's default).
+const CLUSTER_DNS_TTL_SECONDS: i64 = 5;
+
+/// Seconds a terminating pod keeps serving while endpoints and nginx drop it: the
+/// endpoint update (2 s), the cluster DNS TTL and nginx's own re-resolution interval,
+/// plus a margin, so that nginx has stopped picking the pod before it stops
+/// accepting connections.
+pub const DRAIN_SECONDS: i64 = 2 + CLUSTER_DNS_TTL_SECONDS + RESOLVE_VALID_SECONDS + 3;
 
 fn probe(stack: &ValidatedStack, period: i32, failures: i32, initial_delay: i32) -> Probe {
     let was = &stack.spec.was;

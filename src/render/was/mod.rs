@@ -4,7 +4,7 @@ mod deployment;
 pub mod env;
 mod service;
 
-pub use deployment::deployment;
+pub use deployment::{DRAIN_SECONDS, deployment};
 pub use service::{headless_service, headless_service_name, service};
 
 use super::scaling::{self, Tier};

@@ -1,0 +1,465 @@
+//! NetworkPolicies: the reachability evaluator's own semantics on hand-written
+//! policies, then the whole (from, to, port) matrix over the policies render
+//! produces, with every pod labelled as its rendered pod template labels it.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::reachability::{Endpoint, Port, allowed};
+use common::stack_from_yaml;
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use serde_json::json;
+use webtoon_operator::api::ValidatedStack;
+use webtoon_operator::render::database::backup_cronjob::BACKUP_COMPONENT;
+use webtoon_operator::render::{Children, Observed, render};
+
+fn policy(value: serde_json::Value) -> NetworkPolicy {
+    serde_json::from_value(value).expect("a NetworkPolicy")
+}
+
+fn pod(name: &str, ip: &str, namespace: &str, labels: &[(&str, &str)]) -> Endpoint {
+    Endpoint::pod(name, ip, namespace, labels)
+}
+
+#[test]
+fn evaluator_isolates_only_selected_pods_in_the_selected_direction() {
+    let web = pod("web", "10.0.0.1", "a", &[("app", "web")]);
+    let db = pod("db", "10.0.0.2", "a", &[("app", "db")]);
+    let outside = Endpoint::external("outside", "198.51.100.7");
+    assert!(
+        allowed(&[], &outside, &db, Port::tcp(5432)),
+        "no policy, no isolation"
+    );
+
+    let deny_db_ingress = policy(json!({
+        "metadata": {"name": "deny", "namespace": "a"},
+        "spec": {"podSelector": {"matchLabels": {"app": "db"}}, "policyTypes": ["Ingress"]},
+    }));
+    let policies = [deny_db_ingress];
+    assert!(!allowed(&policies, &web, &db, Port::tcp(5432)));
+    assert!(
+        allowed(&policies, &db, &web, Port::tcp(80)),
+        "egress is not isolated"
+    );
+    assert!(
+        allowed(&policies, &web, &outside, Port::tcp(443)),
+        "web is not selected"
+    );
+
+    let open_db = policy(json!({
+        "metadata": {"name": "open", "namespace": "a"},
+        "spec": {
+            "podSelector": {"matchLabels": {"app": "db"}},
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "web"}}}], "ports": [{"port": 5432}]}],
+        },
+    }));
+    let policies = [policies[0].clone(), open_db];
+    assert!(
+        allowed(&policies, &web, &db, Port::tcp(5432)),
+        "policies add up"
+    );
+    assert!(!allowed(&policies, &web, &db, Port::tcp(5433)));
+    assert!(
+        !allowed(&policies, &web, &db, Port::udp(5432)),
+        "TCP is the default protocol"
+    );
+    let web_elsewhere = pod("web-b", "10.0.1.1", "b", &[("app", "web")]);
+    assert!(
+        !allowed(&policies, &web_elsewhere, &db, Port::tcp(5432)),
+        "a podSelector alone means the policy's own namespace"
+    );
+}
+
+#[test]
+fn evaluator_peers_blocks_selectors_ports_and_expressions() {
+    let target = pod("target", "10.0.0.9", "a", &[("app", "t")]);
+    let policies = [policy(json!({
+        "metadata": {"name": "p", "namespace": "a"},
+        "spec": {
+            "podSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["t", "u"]}]},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"from": [{"ipBlock": {"cidr": "192.0.2.0/24", "except": ["192.0.2.128/25"]}}], "ports": [{"port": 8000, "endPort": 8010}]},
+                {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "b"}}, "podSelector": {"matchLabels": {"role": "scraper"}}}]},
+                {"from": [{"namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "DoesNotExist"}, {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["a", "b"]}]}}], "ports": [{"port": 53, "protocol": "UDP"}]},
+            ],
+        },
+    }))];
+    let low = Endpoint::external("low", "192.0.2.10");
+    let high = Endpoint::external("high", "192.0.2.200");
+    assert!(allowed(&policies, &low, &target, Port::tcp(8005)));
+    assert!(
+        !allowed(&policies, &low, &target, Port::tcp(8011)),
+        "beyond endPort"
+    );
+    assert!(
+        !allowed(&policies, &high, &target, Port::tcp(8005)),
+        "in except"
+    );
+    let scraper_b = pod("scraper-b", "10.0.2.1", "b", &[("role", "scraper")]);
+    let other_b = pod("other-b", "10.0.2.2", "b", &[("role", "other")]);
+    let scraper_a = pod("scraper-a", "10.0.0.3", "a", &[("role", "scraper")]);
+    assert!(
+        allowed(&policies, &scraper_b, &target, Port::tcp(9999)),
+        "no ports: every port"
+    );
+    assert!(
+        !allowed(&policies, &other_b, &target, Port::tcp(9999)),
+        "both selectors must match"
+    );
+    assert!(!allowed(&policies, &scraper_a, &target, Port::tcp(9999)));
+    let c = pod("c", "10.0.3.1", "c", &[]);
+    assert!(allowed(&policies, &c, &target, Port::udp(53)));
+    assert!(!allowed(&policies, &c, &target, Port::tcp(53)));
+    let untouched = pod("untouched", "10.0.0.4", "a", &[("app", "v")]);
+    assert!(
+        allowed(&policies, &high, &untouched, Port::tcp(1)),
+        "not selected"
+    );
+}
+
+/// The pods of a stack, labelled as rendered, and the parties around it.
+fn endpoints(stack: &ValidatedStack, children: &Children) -> Vec<Endpoint> {
+    let template = |component: &str| -> Option<PodTemplateSpec> {
+        let name = format!("{}-{component}", stack.name);
+        children
+            .deployments
+            .iter()
+            .filter(|d| d.metadata.name.as_deref() == Some(name.as_str()))
+            .filter_map(|d| d.spec.as_ref().map(|s| s.template.clone()))
+            .chain(
+                children
+                    .stateful_sets
+                    .iter()
+                    .filter(|s| s.metadata.name.as_deref() == Some(name.as_str()))
+                    .filter_map(|s| s.spec.as_ref().map(|s| s.template.clone())),
+            )
+            .next()
+    };
+    let from_template = |component: &str, ip: &str| -> Option<Endpoint> {
+        let labels = template(component)?.metadata?.labels?;
+        let labels: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        Some(pod(component, ip, &stack.namespace, &labels))
+    };
+    let mut all: Vec<Endpoint> = [
+        from_template("proxy", "10.244.0.10"),
+        from_template("was", "10.244.0.11"),
+        from_template("database", "10.244.0.12"),
+        from_template("cache", "10.244.0.13"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let backup_labels = children
+        .cron_jobs
+        .iter()
+        .filter_map(|c| {
+            c.spec
+                .as_ref()?
+                .job_template
+                .spec
+                .as_ref()?
+                .template
+                .metadata
+                .clone()?
+                .labels
+        })
+        .next();
+    if let Some(labels) = backup_labels {
+        let labels: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        all.push(pod(
+            BACKUP_COMPONENT,
+            "10.244.0.14",
+            &stack.namespace,
+            &labels,
+        ));
+    }
+    all.push(pod(
+        "cluster-dns",
+        "10.244.1.2",
+        "kube-system",
+        &[("k8s-app", "kube-dns")],
+    ));
+    all.push(pod(
+        "another-namespace",
+        "10.244.2.7",
+        "intruders",
+        &[("app", "scanner")],
+    ));
+    all.push(Endpoint::external("internet", "198.51.100.23"));
+    all
+}
+
+const PORTS: [Port; 7] = [
+    Port {
+        number: 8080,
+        protocol: "TCP",
+    },
+    Port {
+        number: 8443,
+        protocol: "TCP",
+    },
+    Port {
+        number: 3306,
+        protocol: "TCP",
+    },
+    Port {
+        number: 6379,
+        protocol: "TCP",
+    },
+    Port {
+        number: 443,
+        protocol: "TCP",
+    },
+    Port {
+        number: 53,
+        protocol: "UDP",
+    },
+    Port {
+        number: 53,
+        protocol: "TCP",
+    },
+];
+
+/// Every allowed (from, to, port) among `endpoints`, as `from -> to:port/proto`.
+fn matrix(policies: &[NetworkPolicy], endpoints: &[Endpoint], ports: &[Port]) -> BTreeSet<String> {
+    let mut open = BTreeSet::new();
+    for from in endpoints {
+        for to in endpoints {
+            if from.name == to.name {
+                continue;
+            }
+            for port in ports {
+                if allowed(policies, from, to, *port) {
+                    open.insert(format!(
+                        "{} -> {}:{}/{}",
+                        from.name, to.name, port.number, port.protocol
+                    ));
+                }
+            }
+        }
+    }
+    open
+}
+
+fn stack_and_children(yaml: &str) -> (ValidatedStack, Children) {
+    let stack = stack_from_yaml(yaml);
+    let children = render(&stack, &Observed::default());
+    (stack, children)
+}
+
+const STACK_PODS: [&str; 5] = ["proxy", "was", "database", "cache", BACKUP_COMPONENT];
+
+fn dns_from_every_stack_pod() -> Vec<String> {
+    STACK_PODS
+        .iter()
+        .flat_map(|p| {
+            [
+                format!("{p} -> cluster-dns:53/UDP"),
+                format!("{p} -> cluster-dns:53/TCP"),
+            ]
+        })
+        .collect()
+}
+
+/// Pods outside the stack send as they like (nothing isolates them), so what they
+/// may reach is decided by the stack's ingress rules alone.
+fn clients_to_proxy(clients: &[&str]) -> Vec<String> {
+    clients
+        .iter()
+        .flat_map(|c| {
+            [
+                format!("{c} -> proxy:8080/TCP"),
+                format!("{c} -> proxy:8443/TCP"),
+            ]
+        })
+        .collect()
+}
+
+/// Connections among the parties outside the stack, which its policies do not govern.
+fn outside_the_stack() -> Vec<String> {
+    let outside = ["cluster-dns", "another-namespace", "internet"];
+    let mut open = Vec::new();
+    for from in outside {
+        for to in outside {
+            if from == to || (from == "internet" && to == "internet") {
+                continue;
+            }
+            for port in PORTS {
+                open.push(format!("{from} -> {to}:{}/{}", port.number, port.protocol));
+            }
+        }
+    }
+    open
+}
+
+const STACK: &str = r#"
+apiVersion: webtoon.io/v1alpha1
+kind: WebtoonStack
+metadata: {name: megatoon, namespace: webtoon}
+spec:
+  hosts: [megatoon.example]
+  was: {image: "registry.example/megatoon/was:1.4.2", port: 8080}
+  database: {backup: {schedule: "0 3 * * *"}}
+"#;
+
+#[test]
+fn each_tier_is_reachable_only_from_the_tier_that_needs_it() {
+    let (stack, children) = stack_and_children(STACK);
+    let endpoints = endpoints(&stack, &children);
+    let open = matrix(&children.network_policies, &endpoints, &PORTS);
+
+    let mut expected: BTreeSet<String> = [
+        "proxy -> was:8080/TCP",
+        "was -> database:3306/TCP",
+        "was -> cache:6379/TCP",
+        "database-backup -> database:3306/TCP",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    expected.extend(dns_from_every_stack_pod());
+    expected.extend(clients_to_proxy(&[
+        "internet",
+        "another-namespace",
+        "cluster-dns",
+    ]));
+    expected.extend(outside_the_stack());
+    let unexpected: Vec<&String> = open.difference(&expected).collect();
+    let missing: Vec<&String> = expected.difference(&open).collect();
+    assert!(
+        unexpected.is_empty() && missing.is_empty(),
+        "allowed but not expected: {unexpected:#?}\nexpected but denied: {missing:#?}"
+    );
+
+    // The pairs the threat model names, spelled out.
+    let find = |name: &str| {
+        endpoints
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("endpoint {name}"))
+    };
+    let policies = &children.network_policies;
+    for (from, to, port, verdict) in [
+        ("proxy", "database", 3306, false),
+        ("proxy", "cache", 6379, false),
+        ("was", "database", 3306, true),
+        ("internet", "cache", 6379, false),
+        ("internet", "database", 3306, false),
+        ("internet", "was", 8080, false),
+        ("another-namespace", "was", 8080, false),
+        ("another-namespace", "database", 3306, false),
+        ("database-backup", "was", 8080, false),
+        ("database-backup", "cache", 6379, false),
+        ("was", "internet", 443, false),
+        ("database", "internet", 443, false),
+        ("was", "proxy", 8080, false),
+    ] {
+        assert_eq!(
+            allowed(policies, find(from), find(to), Port::tcp(port)),
+            verdict,
+            "{from} -> {to}:{port}"
+        );
+    }
+}
+
+#[test]
+fn client_networks_namespaces_external_services_and_egress_follow_the_spec() {
+    let (stack, children) = stack_and_children(
+        r#"
+apiVersion: webtoon.io/v1alpha1
+kind: WebtoonStack
+metadata: {name: exttoon, namespace: webtoon}
+spec:
+  hosts: [exttoon.example]
+  was: {image: "registry.example/exttoon/was:2.0.0"}
+  database: {mode: external, external: {host: 192.0.2.50, port: 3307, secretName: db}}
+  cache: {mode: external, external: {host: redis.example.net, port: 6380, secretName: cache}}
+  network:
+    ingressFromCIDRs: [10.20.0.0/16]
+    ingressFromNamespaces: [ingress-nginx]
+    wasEgress: [{cidr: 203.0.113.0/24, ports: [443]}]
+"#,
+    );
+    let mut endpoints = endpoints(&stack, &children);
+    endpoints.push(pod(
+        "ingress-controller",
+        "172.16.0.5",
+        "ingress-nginx",
+        &[("app", "ingress")],
+    ));
+    endpoints.push(Endpoint::external("office", "10.20.30.40"));
+    endpoints.push(Endpoint::external("external-db", "192.0.2.50"));
+    endpoints.push(Endpoint::external("external-redis", "198.51.100.80"));
+    endpoints.push(Endpoint::external("payment-api", "203.0.113.7"));
+    let names: BTreeMap<&str, &Endpoint> = endpoints.iter().map(|e| (e.name.as_str(), e)).collect();
+    assert!(
+        !["database", "cache", "database-backup"]
+            .iter()
+            .any(|n| names.contains_key(n)),
+        "external mode runs no data pods"
+    );
+    let policies = &children.network_policies;
+    let check = |from: &str, to: &str, port: Port, verdict: bool| {
+        assert_eq!(
+            allowed(policies, names[from], names[to], port),
+            verdict,
+            "{from} -> {to}:{port:?}"
+        );
+    };
+    check("office", "proxy", Port::tcp(8443), true);
+    check("ingress-controller", "proxy", Port::tcp(8080), true);
+    check("internet", "proxy", Port::tcp(8443), false);
+    check("another-namespace", "proxy", Port::tcp(8443), false);
+    check("was", "external-db", Port::tcp(3307), true);
+    check("was", "external-db", Port::tcp(3306), false);
+    check("proxy", "external-db", Port::tcp(3307), false);
+    // A host name cannot be narrowed to an address: its port is open at any address.
+    check("was", "external-redis", Port::tcp(6380), true);
+    check("was", "external-redis", Port::tcp(6379), false);
+    check("was", "payment-api", Port::tcp(443), true);
+    check("was", "payment-api", Port::tcp(80), false);
+    check("was", "internet", Port::tcp(443), false);
+}
+
+#[test]
+fn turning_policies_off_renders_none_and_every_child_name_is_unique() {
+    let (_, children) = stack_and_children(&format!("{STACK}  network: {{policies: false}}\n"));
+    assert!(children.network_policies.is_empty());
+    let (_, children) = stack_and_children(STACK);
+    let names: BTreeSet<_> = children
+        .network_policies
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "megatoon-cache",
+            "megatoon-database",
+            "megatoon-database-backup",
+            "megatoon-default-deny",
+            "megatoon-proxy",
+            "megatoon-was",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect()
+    );
+    for policy in &children.network_policies {
+        let types = policy.spec.as_ref().and_then(|s| s.policy_types.clone());
+        assert_eq!(
+            types,
+            Some(vec!["Ingress".to_string(), "Egress".to_string()]),
+            "every policy isolates both directions"
+        );
+    }
+}
