@@ -39,7 +39,7 @@ fn config_file(children: &Children, config_map: &str, key: &str) -> String {
         .clone()
 }
 
-/// The example binary that `cargo test` and `cargo nextest` build beside the tests.
+/// The example binary, built by `cargo build --example demo-was` (tests/run.sh does).
 fn demo_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let debug = exe
@@ -49,7 +49,7 @@ fn demo_binary() -> PathBuf {
     let binary = debug.join("examples/demo-was");
     assert!(
         binary.exists(),
-        "{} is missing: cargo builds examples with the tests",
+        "{} is missing: run `cargo build --example demo-was` first (tests/run.sh does)",
         binary.display()
     );
     binary

@@ -43,4 +43,7 @@ export WEBTOON_CHECKOV="$PWD/$venv/bin/checkov"
 
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
+# The demo WAS runs as a process in its end-to-end test; its own unit tests make cargo
+# build it as a test harness, so the executable is built here.
+cargo build --example demo-was
 cargo nextest run --no-fail-fast
