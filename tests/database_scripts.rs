@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::servers::{MariaDb, ROOT_PASSWORD};
-use common::stack_from_yaml;
+use common::{config_file, stack_from_yaml};
 use k8s_openapi::api::core::v1::EnvVar;
 use webtoon_operator::render::{Children, Observed, render};
 
@@ -32,17 +32,6 @@ const BACKUP_PASSWORD: &str = "backup-pass-0123456789";
 
 fn children() -> Children {
     render(&stack_from_yaml(STACK), &Observed::default())
-}
-
-fn config_file(children: &Children, config_map: &str, key: &str) -> String {
-    children
-        .config_maps
-        .iter()
-        .find(|c| c.metadata.name.as_deref() == Some(config_map))
-        .and_then(|c| c.data.as_ref())
-        .and_then(|d| d.get(key))
-        .unwrap_or_else(|| panic!("{config_map} holds {key}"))
-        .clone()
 }
 
 /// Writes a rendered script into the server's directory and returns its path.

@@ -11,8 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::http_get::{Reply, get};
-use common::servers::{MariaDb, ROOT_PASSWORD, Redis, free_port, redis_local_layout};
-use common::{TempDir, stack_from_yaml};
+use common::process::free_port;
+use common::servers::{MariaDb, ROOT_PASSWORD, Redis, redis_local_layout};
+use common::{TempDir, config_file, stack_from_yaml};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use webtoon_operator::render::{Children, Observed, render};
 
@@ -27,17 +28,6 @@ spec:
 const APP_PASSWORD: &str = "app-pass-0123456789";
 const CACHE_PASSWORD: &str = "cache-pass-0123456789";
 const DEADLINE: Duration = Duration::from_secs(60);
-
-fn config_file(children: &Children, config_map: &str, key: &str) -> String {
-    children
-        .config_maps
-        .iter()
-        .find(|c| c.metadata.name.as_deref() == Some(config_map))
-        .and_then(|c| c.data.as_ref())
-        .and_then(|d| d.get(key))
-        .unwrap_or_else(|| panic!("{config_map} holds {key}"))
-        .clone()
-}
 
 /// The example binary, built by `cargo build --example demo-was` (tests/run.sh does).
 fn demo_binary() -> PathBuf {

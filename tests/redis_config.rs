@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::servers::{Redis, free_port, redis_local_layout};
+use common::process::free_port;
+use common::servers::{Redis, redis_local_layout};
 use common::stack_from_yaml;
 use webtoon_operator::render::{Observed, render};
 

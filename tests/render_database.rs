@@ -3,8 +3,9 @@
 
 mod common;
 
+use common::hardening::pod_specs;
 use common::stack_from_yaml;
-use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::api::core::v1::Container;
 use webtoon_operator::render::{Children, Observed, render};
 
 const PRODUCTION: &str = include_str!("../examples/production.yaml");
@@ -16,35 +17,6 @@ fn children(yaml: &str) -> Children {
 
 fn with_database(database: &str) -> String {
     format!("{MINIMAL}  database:\n{database}")
-}
-
-/// Every pod template: Deployments, StatefulSets and CronJobs, by owner name.
-fn pods(c: &Children) -> Vec<(String, PodSpec)> {
-    let name = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-        m.name.clone().unwrap_or_default()
-    };
-    c.deployments
-        .iter()
-        .filter_map(|d| Some((name(&d.metadata), d.spec.as_ref()?.template.spec.clone()?)))
-        .chain(
-            c.stateful_sets
-                .iter()
-                .filter_map(|s| Some((name(&s.metadata), s.spec.as_ref()?.template.spec.clone()?))),
-        )
-        .chain(c.cron_jobs.iter().filter_map(|j| {
-            Some((
-                name(&j.metadata),
-                j.spec
-                    .as_ref()?
-                    .job_template
-                    .spec
-                    .as_ref()?
-                    .template
-                    .spec
-                    .clone()?,
-            ))
-        }))
-        .collect()
 }
 
 fn secret_keys(container: &Container) -> Vec<String> {
@@ -182,7 +154,7 @@ fn backup_claim_is_data_kept_under_retain_and_owned_under_delete() {
 #[test]
 fn root_password_reaches_the_database_pod_only() {
     let c = children(PRODUCTION);
-    let all = pods(&c);
+    let all = pod_specs(&c);
     assert!(all.len() >= 4, "proxy, WAS, database, cache, backup");
     for (name, pod) in all {
         for container in pod
@@ -191,7 +163,7 @@ fn root_password_reaches_the_database_pod_only() {
             .chain(pod.init_containers.iter().flatten())
         {
             let keys = secret_keys(container);
-            if name == "megatoon-database" {
+            if name == "StatefulSet/megatoon-database" {
                 assert!(keys.contains(&"database-root-password".to_string()));
             } else {
                 assert!(
@@ -199,7 +171,7 @@ fn root_password_reaches_the_database_pod_only() {
                     "{name} gets the root password"
                 );
             }
-            if name == "megatoon-was" {
+            if name == "Deployment/megatoon-was" {
                 assert!(!keys.contains(&"database-backup-password".to_string()));
             }
         }
@@ -218,9 +190,9 @@ fn database_runs_the_rendered_init_from_an_executable_config_map() {
         .and_then(|m| m.data.clone())
         .expect("init config map");
     assert_eq!(init.keys().collect::<Vec<_>>(), ["10-webtoon-init.sh"]);
-    let pod = pods(&c)
+    let pod = pod_specs(&c)
         .into_iter()
-        .find(|(n, _)| n == "minitoon-database")
+        .find(|(n, _)| n == "StatefulSet/minitoon-database")
         .map(|(_, p)| p)
         .expect("database pod");
     let volume = pod
@@ -268,9 +240,9 @@ fn restore_loads_before_the_database_is_ready() {
             .iter()
             .any(|p| p.metadata.name.as_deref() == Some("minitoon-database-backup"))
     );
-    let pod = pods(&c)
+    let pod = pod_specs(&c)
         .into_iter()
-        .find(|(n, _)| n == "minitoon-database")
+        .find(|(n, _)| n == "StatefulSet/minitoon-database")
         .map(|(_, p)| p)
         .expect("database pod");
     let container = &pod.containers[0];
@@ -299,9 +271,9 @@ fn restore_loads_before_the_database_is_ready() {
             .iter()
             .all(|p| { p.metadata.name.as_deref() != Some("minitoon-database-backup") })
     );
-    let pod = pods(&c)
+    let pod = pod_specs(&c)
         .into_iter()
-        .find(|(n, _)| n == "minitoon-database")
+        .find(|(n, _)| n == "StatefulSet/minitoon-database")
         .map(|(_, p)| p)
         .expect("database pod");
     let claim = pod

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use webtoon_operator::api::{ValidatedStack, WebtoonStack};
 use webtoon_operator::manifest::{parse_stacks, validated};
-use webtoon_operator::render::Credentials;
+use webtoon_operator::render::{Children, Credentials};
 
 /// Specs that switch on what the examples leave off.
 pub const VARIANTS: &[&str] = &[
@@ -74,6 +74,18 @@ pub fn venv_tool(env_var: &str, name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// The text under `key` in the rendered ConfigMap `config_map`.
+pub fn config_file(children: &Children, config_map: &str, key: &str) -> String {
+    children
+        .config_maps
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some(config_map))
+        .and_then(|c| c.data.as_ref())
+        .and_then(|d| d.get(key))
+        .unwrap_or_else(|| panic!("{config_map} holds {key}"))
+        .clone()
 }
 
 /// Every file in `examples/` ending in `.yaml`, sorted.

@@ -1,23 +1,15 @@
 //! Real MariaDB and Redis servers for the data-plane tests: each on 127.0.0.1, on a
 //! free port, in its own temporary directory, stopped on drop.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::TempDir;
+use super::process::{free_port, terminate};
 
 /// How long a server may take to start.
 const START_DEADLINE: Duration = Duration::from_secs(90);
-
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
 
 fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + START_DEADLINE;
@@ -25,23 +17,6 @@ fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "{what} did not start in time");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn stop(child: &mut Child) {
-    // SIGTERM first, so that the server shuts down cleanly, then make sure.
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// The password the tests give MariaDB's root user, as the image does from the Secret.
@@ -175,7 +150,7 @@ impl MariaDb {
 
 impl Drop for MariaDb {
     fn drop(&mut self) {
-        stop(&mut self.child);
+        terminate(&mut self.child);
     }
 }
 
@@ -273,6 +248,6 @@ fn redis_port_of(conf: &str) -> u16 {
 impl Drop for Redis {
     fn drop(&mut self) {
         // start.sh execs redis-server, so the child is the server itself.
-        stop(&mut self.child);
+        terminate(&mut self.child);
     }
 }
