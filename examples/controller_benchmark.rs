@@ -153,14 +153,21 @@ async fn idle_memory() -> Result<(), Failure> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(IDLE).await;
+    let watches: std::collections::BTreeSet<String> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("watch=true"))
+        .filter_map(|r| r.split('?').next().map(str::to_string))
+        .collect();
     let rss = status_kib(pid, "VmRSS")?;
     let peak = status_kib(pid, "VmHWM")?;
     process::sigterm(&child);
     let exit = child.wait()?;
     let _ = std::fs::remove_dir_all(&dir);
     println!(
-        "idle operator ({} s after ready, 10 watches open, no stacks): RSS {:.1} MiB, peak {:.1} MiB; exit on SIGTERM: {exit}",
+        "idle operator ({} s after ready, {} watches open, no stacks): RSS {:.1} MiB, peak {:.1} MiB; exit on SIGTERM: {exit}",
         IDLE.as_secs(),
+        watches.len(),
         rss as f64 / 1024.0,
         peak as f64 / 1024.0
     );
