@@ -12,20 +12,35 @@ pub const BACKUP_KEEP_ENV: &str = "WEBTOON_BACKUP_KEEP";
 /// The line the dump tool writes last; a dump without it was cut short.
 pub const DUMP_COMPLETE_MARK: &str = "-- Dump completed";
 
+/// Shell lines that stop the `script` (`backup`, `restore`) with a message naming
+/// the variable when any of `vars` is unset or empty.
+pub(super) fn require_env(script: &str, vars: &[&str]) -> String {
+    format!(
+        "for var in {}; do\n  if [ -z \"${{!var:-}}\" ]; then\n    echo \"{script} failed: $var is not set\" >&2\n    exit 1\n  fi\ndone\n",
+        vars.join(" ")
+    )
+}
+
 /// `backup.sh`. Backup files are named `<database>-<UTC time>.sql.gz`
 /// (`webtoon-20261201T030000Z.sql.gz`), so that name order is time order.
 pub fn backup_script() -> String {
+    let required = require_env(
+        "backup",
+        &[
+            "WEBTOON_DB_HOST",
+            "WEBTOON_DB_PORT",
+            "WEBTOON_DB_NAME",
+            "WEBTOON_DB_USER",
+            "WEBTOON_DB_PASSWORD",
+            BACKUP_DIR_ENV,
+            BACKUP_KEEP_ENV,
+        ],
+    );
     format!(
         r#"#!/bin/bash
 # Rendered by webtoon-operator.
 set -euo pipefail
-for var in WEBTOON_DB_HOST WEBTOON_DB_PORT WEBTOON_DB_NAME WEBTOON_DB_USER WEBTOON_DB_PASSWORD {BACKUP_DIR_ENV} {BACKUP_KEEP_ENV}; do
-  if [ -z "${{!var:-}}" ]; then
-    echo "backup failed: $var is not set" >&2
-    exit 1
-  fi
-done
-db=$WEBTOON_DB_NAME
+{required}db=$WEBTOON_DB_NAME
 dir=${BACKUP_DIR_ENV}
 keep=${BACKUP_KEEP_ENV}
 case $keep in ''|*[!0-9]*|0) echo "backup failed: $BACKUP_KEEP_ENV must be a positive number" >&2; exit 1 ;; esac

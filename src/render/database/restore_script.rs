@@ -12,7 +12,7 @@
 //! load is cut short: a restarted server skips the init scripts, so without it a
 //! half-restored database would serve.
 
-use super::backup_script::{BACKUP_DIR_ENV, DUMP_COMPLETE_MARK};
+use super::backup_script::{BACKUP_DIR_ENV, DUMP_COMPLETE_MARK, require_env};
 use super::init_script::ROOT_PASSWORD_ENV;
 
 /// File name of the restore script; it sorts after the init script.
@@ -27,17 +27,21 @@ pub const RESTORE_MARKER: &str = "/var/lib/mysql/.webtoon-restore-incomplete";
 
 /// `20-webtoon-restore.sh`.
 pub fn restore_script() -> String {
+    let required = require_env(
+        "restore",
+        &[
+            ROOT_PASSWORD_ENV,
+            "WEBTOON_DB_NAME",
+            BACKUP_DIR_ENV,
+            RESTORE_FROM_ENV,
+            RESTORE_MARKER_ENV,
+        ],
+    );
     format!(
         r#"#!/bin/bash
 # Rendered by webtoon-operator. Runs once, on an empty data directory, after the init script.
 set -euo pipefail
-for var in {ROOT_PASSWORD_ENV} WEBTOON_DB_NAME {BACKUP_DIR_ENV} {RESTORE_FROM_ENV} {RESTORE_MARKER_ENV}; do
-  if [ -z "${{!var:-}}" ]; then
-    echo "restore failed: $var is not set" >&2
-    exit 1
-  fi
-done
-db=$WEBTOON_DB_NAME
+{required}db=$WEBTOON_DB_NAME
 dir=${BACKUP_DIR_ENV}
 from=${RESTORE_FROM_ENV}
 fail() {{
