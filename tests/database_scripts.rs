@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::servers::{MariaDb, ROOT_PASSWORD};
-use common::{config_file, stack_from_yaml};
+use common::{config_file, resolved_env, stack_from_yaml};
 use k8s_openapi::api::core::v1::EnvVar;
 use webtoon_operator::render::{Children, Observed, render};
 
@@ -44,28 +43,12 @@ fn script(db: &MariaDb, config_map: &str, key: &str) -> PathBuf {
 /// The environment a rendered container sets, with Secret references resolved to
 /// the test's passwords and `overrides` applied.
 fn rendered_env(env: &[EnvVar], overrides: &[(&str, String)]) -> Vec<(String, String)> {
-    let secrets = BTreeMap::from([
+    let secrets = [
         ("database-root-password", ROOT_PASSWORD),
         ("database-password", APP_PASSWORD),
         ("database-backup-password", BACKUP_PASSWORD),
-    ]);
-    env.iter()
-        .map(|e| {
-            let value = match (&e.value, &e.value_from) {
-                (Some(v), _) => v.clone(),
-                (None, Some(from)) => {
-                    let key = &from.secret_key_ref.as_ref().expect("secret ref").key;
-                    secrets[key.as_str()].to_string()
-                }
-                _ => String::new(),
-            };
-            let value = overrides
-                .iter()
-                .find(|(k, _)| *k == e.name)
-                .map_or(value, |(_, v)| v.clone());
-            (e.name.clone(), value)
-        })
-        .collect()
+    ];
+    resolved_env(env, &secrets, overrides)
 }
 
 fn env_refs(env: &[(String, String)]) -> Vec<(&str, String)> {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::http_get::{Reply, get};
 use common::process::free_port;
 use common::servers::{MariaDb, ROOT_PASSWORD, Redis, redis_local_layout};
-use common::{TempDir, config_file, stack_from_yaml};
+use common::{TempDir, config_file, resolved_env, stack_from_yaml};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use webtoon_operator::render::{Children, Observed, render};
 
@@ -54,29 +54,15 @@ fn was_env(children: &Children, overrides: &[(&str, String)]) -> Vec<(String, St
         .find(|d| d.metadata.name.as_deref() == Some("demotoon-was"))
         .and_then(|d| d.spec.as_ref()?.template.spec.clone())
         .expect("WAS pod");
-    pod.containers[0]
-        .env
-        .iter()
-        .flatten()
-        .map(|e| {
-            let value = match (&e.value, &e.value_from) {
-                (Some(v), _) => v.clone(),
-                (None, Some(from)) => {
-                    match from.secret_key_ref.as_ref().expect("secret").key.as_str() {
-                        "database-password" => APP_PASSWORD.to_string(),
-                        "cache-password" => CACHE_PASSWORD.to_string(),
-                        key => panic!("the WAS gets {key}"),
-                    }
-                }
-                _ => String::new(),
-            };
-            let value = overrides
-                .iter()
-                .find(|(k, _)| *k == e.name)
-                .map_or(value, |(_, v)| v.clone());
-            (e.name.clone(), value)
-        })
-        .collect()
+    let secrets = [
+        ("database-password", APP_PASSWORD),
+        ("cache-password", CACHE_PASSWORD),
+    ];
+    resolved_env(
+        pod.containers[0].env.as_deref().unwrap_or_default(),
+        &secrets,
+        overrides,
+    )
 }
 
 struct Stack {

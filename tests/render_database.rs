@@ -5,7 +5,7 @@ mod common;
 
 use common::hardening::pod_specs;
 use common::stack_from_yaml;
-use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::api::core::v1::{Container, PodSpec};
 use webtoon_operator::render::{Children, Observed, render};
 
 const PRODUCTION: &str = include_str!("../examples/production.yaml");
@@ -35,6 +35,15 @@ fn env<'a>(container: &'a Container, name: &str) -> Option<&'a str> {
         .flatten()
         .find(|e| e.name == name)
         .and_then(|e| e.value.as_deref())
+}
+
+/// The pod template of the database StatefulSet of `minitoon`.
+fn database_pod(c: &Children) -> PodSpec {
+    pod_specs(c)
+        .into_iter()
+        .find(|(n, _)| n == "StatefulSet/minitoon-database")
+        .map(|(_, p)| p)
+        .expect("database pod")
 }
 
 #[test]
@@ -190,11 +199,7 @@ fn database_runs_the_rendered_init_from_an_executable_config_map() {
         .and_then(|m| m.data.clone())
         .expect("init config map");
     assert_eq!(init.keys().collect::<Vec<_>>(), ["10-webtoon-init.sh"]);
-    let pod = pod_specs(&c)
-        .into_iter()
-        .find(|(n, _)| n == "StatefulSet/minitoon-database")
-        .map(|(_, p)| p)
-        .expect("database pod");
+    let pod = database_pod(&c);
     let volume = pod
         .volumes
         .iter()
@@ -240,11 +245,7 @@ fn restore_loads_before_the_database_is_ready() {
             .iter()
             .any(|p| p.metadata.name.as_deref() == Some("minitoon-database-backup"))
     );
-    let pod = pod_specs(&c)
-        .into_iter()
-        .find(|(n, _)| n == "StatefulSet/minitoon-database")
-        .map(|(_, p)| p)
-        .expect("database pod");
+    let pod = database_pod(&c);
     let container = &pod.containers[0];
     assert_eq!(env(container, "WEBTOON_RESTORE_FROM"), Some("latest"));
     let readiness = container
@@ -271,11 +272,7 @@ fn restore_loads_before_the_database_is_ready() {
             .iter()
             .all(|p| { p.metadata.name.as_deref() != Some("minitoon-database-backup") })
     );
-    let pod = pod_specs(&c)
-        .into_iter()
-        .find(|(n, _)| n == "StatefulSet/minitoon-database")
-        .map(|(_, p)| p)
-        .expect("database pod");
+    let pod = database_pod(&c);
     let claim = pod
         .volumes
         .iter()

@@ -14,6 +14,7 @@ pub mod test_was;
 
 use std::path::{Path, PathBuf};
 
+use k8s_openapi::api::core::v1::EnvVar;
 use webtoon_operator::api::{ValidatedStack, WebtoonStack};
 use webtoon_operator::manifest::{parse_stacks, validated};
 use webtoon_operator::render::{Children, Credentials};
@@ -86,6 +87,37 @@ pub fn config_file(children: &Children, config_map: &str, key: &str) -> String {
         .and_then(|d| d.get(key))
         .unwrap_or_else(|| panic!("{config_map} holds {key}"))
         .clone()
+}
+
+/// A rendered container environment as (name, value): Secret references resolved
+/// from `secrets` (a key it lacks fails the test: the container was not meant to get
+/// it), then `overrides` applied.
+pub fn resolved_env(
+    env: &[EnvVar],
+    secrets: &[(&str, &str)],
+    overrides: &[(&str, String)],
+) -> Vec<(String, String)> {
+    env.iter()
+        .map(|e| {
+            let value = match (&e.value, &e.value_from) {
+                (Some(v), _) => v.clone(),
+                (None, Some(from)) => {
+                    let key = &from.secret_key_ref.as_ref().expect("secret ref").key;
+                    secrets
+                        .iter()
+                        .find(|(k, _)| k == key)
+                        .map(|(_, v)| v.to_string())
+                        .unwrap_or_else(|| panic!("the container gets {key}"))
+                }
+                _ => String::new(),
+            };
+            let value = overrides
+                .iter()
+                .find(|(k, _)| *k == e.name)
+                .map_or(value, |(_, v)| v.clone());
+            (e.name.clone(), value)
+        })
+        .collect()
 }
 
 /// Every file in `examples/` ending in `.yaml`, sorted.
