@@ -41,6 +41,10 @@ fi
 export WEBTOON_KUBERNETES_VALIDATE="$PWD/$venv/bin/kubernetes-validate"
 export WEBTOON_CHECKOV="$PWD/$venv/bin/checkov"
 
+# One build from a clean clone gains nothing from incremental caches, which would
+# double the target directory.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 # The demo WAS runs as a process in its end-to-end test; its own unit tests make cargo
