@@ -613,6 +613,7 @@ async fn transitions_are_published_as_events_on_the_stack() {
                 )
             })
             .collect();
+        // Sorted by type, then reason: the fake API server gives events no order.
         seen.sort();
         seen
     };
@@ -633,7 +634,8 @@ async fn transitions_are_published_as_events_on_the_stack() {
     c.reconcile("megatoon").await.expect("healthy");
     assert_eq!(
         reasons(&events().await),
-        ["Normal/Created", "Normal/Recovered"]
+        ["Normal/Created", "Normal/Ready"],
+        "the first time every tier serves is not a recovery"
     );
 
     c.set_status::<Deployment>(
@@ -645,12 +647,26 @@ async fn transitions_are_published_as_events_on_the_stack() {
     let seen = events().await;
     assert_eq!(
         reasons(&seen),
-        ["Normal/Created", "Normal/Recovered", "Warning/Degraded"]
+        ["Normal/Created", "Normal/Ready", "Warning/Degraded"]
     );
     let degraded = &seen[2].2;
     assert!(
         degraded.contains("WasReady: no WAS replica is available (0/3)"),
         "the event says which tier and what is wrong: {degraded}"
+    );
+
+    c.reconcile("megatoon").await.expect("still degraded");
+    c.make_healthy(3).await;
+    c.reconcile("megatoon").await.expect("recovered");
+    assert_eq!(
+        reasons(&events().await),
+        [
+            "Normal/Created",
+            "Normal/Ready",
+            "Normal/Recovered",
+            "Warning/Degraded"
+        ],
+        "a stack that served before and is back has recovered"
     );
 
     c.api::<WebtoonStack>()
@@ -668,13 +684,14 @@ async fn transitions_are_published_as_events_on_the_stack() {
         reasons(&seen),
         [
             "Normal/Created",
+            "Normal/Ready",
             "Normal/Recovered",
             "Warning/Degraded",
             "Warning/InvalidSpec"
         ],
         "one event per transition, not per reconcile"
     );
-    assert!(seen[3].2.contains("spec.hosts[0]"), "{}", seen[3].2);
+    assert!(seen[4].2.contains("spec.hosts[0]"), "{}", seen[4].2);
 }
 
 /// Paused time: the hang waits out the reconcile's API deadline at once.

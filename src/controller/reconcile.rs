@@ -122,11 +122,16 @@ async fn reconcile_stack(stack: Arc<WebtoonStack>, ctx: &Context, key: &str) -> 
         )
         .await;
     } else if ready && !is_true(previous, condition::READY) {
+        let reason = if status::has_lost_readiness(previous) {
+            "Recovered"
+        } else {
+            "Ready"
+        };
         publish(
             ctx,
             &stack,
             EventType::Normal,
-            "Recovered",
+            reason,
             "every tier is serving",
         )
         .await;

@@ -157,6 +157,9 @@ fn stateful_tier(
     (v, Some(tier))
 }
 
+/// The `Ready` reason of a stack that served and then lost a tier.
+pub const READY_LOST: &str = "Degraded";
+
 /// The status a stack should have, given its children; conditions whose verdict did
 /// not change keep their `lastTransitionTime`, so an unchanged stack yields an
 /// unchanged status and no write.
@@ -235,10 +238,15 @@ pub fn compute(
             "every tier is serving".to_string(),
         )
     } else {
+        // A stack that has served before says so, and keeps saying so until it is
+        // back: the event on its return is then a recovery, not a first start.
+        let has_served = previous
+            .and_then(|p| p.conditions.iter().find(|c| c.type_ == condition::READY))
+            .is_some_and(|c| c.status == "True" || c.reason == READY_LOST);
         verdict(
             condition::READY,
             false,
-            "NotReady",
+            if has_served { READY_LOST } else { "NotReady" },
             format!("waiting for {}", not_ready.join("; ")),
         )
     };
@@ -378,6 +386,13 @@ fn conditions(
             }
         })
         .collect()
+}
+
+/// Whether `status` is a stack that lost readiness after it had served.
+pub fn has_lost_readiness(status: Option<&WebtoonStackStatus>) -> bool {
+    status
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == condition::READY))
+        .is_some_and(|c| c.status == "False" && c.reason == READY_LOST)
 }
 
 /// Whether a condition of `status` is `True`.
