@@ -161,16 +161,7 @@ fn hostile_values_are_rejected_with_the_field_named() {
 
 #[test]
 fn hostile_values_are_rejected_by_the_crd_schema_too() {
-    let crd = webtoon_operator::api::crd();
-    let schema = serde_json::to_value(
-        crd.spec.versions[0]
-            .schema
-            .as_ref()
-            .and_then(|s| s.open_api_v3_schema.as_ref())
-            .expect("schema"),
-    )
-    .expect("json");
-    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let validator = common::crd_schema_validator();
     assert!(validator.is_valid(&base()));
     for (_, pointer, value) in cases() {
         // CIDR prefix lengths, `:latest` and the stack name are CEL rules, covered by

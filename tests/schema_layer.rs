@@ -111,16 +111,7 @@ fn the_validator_rejects_an_invalid_object() {
 
 #[test]
 fn every_example_validates_against_the_crd_schema() {
-    let crd = webtoon_operator::api::crd();
-    let schema = serde_json::to_value(
-        crd.spec.versions[0]
-            .schema
-            .as_ref()
-            .and_then(|s| s.open_api_v3_schema.as_ref())
-            .expect("schema"),
-    )
-    .expect("schema serializes");
-    let validator = jsonschema::validator_for(&schema).expect("the CRD schema is a JSON schema");
+    let validator = common::crd_schema_validator();
     for file in example_files() {
         let text = std::fs::read_to_string(&file).expect("read");
         let documents: Vec<serde_json::Value> =

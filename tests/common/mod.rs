@@ -120,6 +120,21 @@ pub fn resolved_env(
         .collect()
 }
 
+/// A JSON-schema validator for the generated CRD's structural schema: what the API
+/// server checks before any CEL rule runs.
+pub fn crd_schema_validator() -> jsonschema::Validator {
+    let crd = webtoon_operator::api::crd();
+    let schema = serde_json::to_value(
+        crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .expect("the CRD has a schema"),
+    )
+    .expect("the schema serializes");
+    jsonschema::validator_for(&schema).expect("the CRD schema is a JSON schema")
+}
+
 /// Every file in `examples/` ending in `.yaml`, sorted.
 pub fn example_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
