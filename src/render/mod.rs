@@ -13,6 +13,7 @@ pub mod scaling;
 pub mod security;
 pub mod stateful;
 pub mod storage;
+pub mod volumes;
 pub mod was;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};

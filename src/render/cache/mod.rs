@@ -6,8 +6,7 @@ pub mod redis_conf;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, ExecAction, Probe, Service,
-    ServicePort, ServiceSpec, Volume, VolumeMount,
+    ConfigMap, Container, ContainerPort, ExecAction, Probe, Service, ServicePort, ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -16,6 +15,7 @@ use super::credentials::{CACHE_PASSWORD_KEY, env_from_secret, secret_name};
 use super::meta::{Lifetime, child_name, object_meta, selector_labels};
 use super::security::{container_security_context, scratch_volume};
 use super::stateful::{self, DataTier};
+use super::volumes::{config_map_volume, mount};
 use crate::api::{ServiceMode, ValidatedStack};
 use redis_conf::{ACL_DIR, CONFIG_DIR, redis_conf, start_script};
 
@@ -57,15 +57,6 @@ fn ping_probe(period: i32, initial_delay: i32) -> Probe {
         initial_delay_seconds: Some(initial_delay),
         timeout_seconds: Some(3),
         failure_threshold: Some(3),
-        ..Default::default()
-    }
-}
-
-fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
-    VolumeMount {
-        name: name.to_string(),
-        mount_path: path.to_string(),
-        read_only: read_only.then_some(true),
         ..Default::default()
     }
 }
@@ -134,14 +125,7 @@ pub fn build(stack: &ValidatedStack, children: &mut Children) {
         ..Default::default()
     };
     let mut volumes = vec![
-        Volume {
-            name: "config".to_string(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: config_name,
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
+        config_map_volume("config", &config_name, false),
         scratch_volume("acl", "1Mi", true),
         scratch_volume("tmp", "64Mi", false),
     ];

@@ -4,9 +4,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, ConfigMap, ConfigMapVolumeSource, Container, PersistentVolumeClaim,
-    PersistentVolumeClaimVolumeSource, PodAffinity, PodAffinityTerm, PodSpec, PodTemplateSpec,
-    Volume, VolumeMount,
+    Affinity, ConfigMap, Container, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource,
+    PodAffinity, PodAffinityTerm, PodSpec, PodTemplateSpec, Volume,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
@@ -21,6 +20,7 @@ use crate::render::meta::{Lifetime, child_name, labels, object_meta, selector_la
 use crate::render::security::{container_security_context, pod_security_context, scratch_volume};
 use crate::render::stateful::DATA_UID;
 use crate::render::storage::claim_spec;
+use crate::render::volumes::{config_map_volume, mount};
 
 /// Component label of the backup job pods; the network policies select them by it.
 pub const BACKUP_COMPONENT: &str = "database-backup";
@@ -75,12 +75,6 @@ pub fn backup_config_map(stack: &ValidatedStack) -> ConfigMap {
 pub fn backup_cronjob(stack: &ValidatedStack, backup: &BackupSpec) -> CronJob {
     let db = &stack.spec.database;
     let name = backup_name(stack);
-    let mount = |volume: &str, path: &str, read_only: bool| VolumeMount {
-        name: volume.to_string(),
-        mount_path: path.to_string(),
-        read_only: read_only.then_some(true),
-        ..Default::default()
-    };
     let container = Container {
         name: "backup".to_string(),
         image: Some(db.image.clone()),
@@ -136,15 +130,7 @@ pub fn backup_cronjob(stack: &ValidatedStack, backup: &BackupSpec) -> CronJob {
             ..Default::default()
         }),
         volumes: Some(vec![
-            Volume {
-                name: "script".to_string(),
-                config_map: Some(ConfigMapVolumeSource {
-                    name: name.clone(),
-                    default_mode: Some(0o555),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
+            config_map_volume("script", &name, true),
             Volume {
                 name: "backup".to_string(),
                 persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {

@@ -2,8 +2,7 @@
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, ContainerPort, ExecAction, PersistentVolumeClaimVolumeSource,
-    Probe, Volume, VolumeMount,
+    Container, ContainerPort, ExecAction, PersistentVolumeClaimVolumeSource, Probe, Volume,
 };
 
 use super::backup_cronjob::{BACKUP_MOUNT, backup_name};
@@ -19,6 +18,7 @@ use crate::render::credentials::{
 use crate::render::meta::child_name;
 use crate::render::security::{container_security_context, scratch_volume};
 use crate::render::stateful::{self, DataTier};
+use crate::render::volumes::{config_map_volume, mount};
 
 fn exec_probe(command: &[&str], period: i32, failures: i32, initial_delay: i32) -> Probe {
     Probe {
@@ -29,15 +29,6 @@ fn exec_probe(command: &[&str], period: i32, failures: i32, initial_delay: i32) 
         failure_threshold: Some(failures),
         initial_delay_seconds: Some(initial_delay),
         timeout_seconds: Some(5),
-        ..Default::default()
-    }
-}
-
-fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
-    VolumeMount {
-        name: name.to_string(),
-        mount_path: path.to_string(),
-        read_only: read_only.then_some(true),
         ..Default::default()
     }
 }
@@ -76,25 +67,10 @@ pub fn statefulset(stack: &ValidatedStack, my_cnf: &str) -> StatefulSet {
         mount("tmp", "/tmp", false),
     ];
     let mut volumes = vec![
-        Volume {
-            name: "config".to_string(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: child_name(stack, "database-config"),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        Volume {
-            name: "init".to_string(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: init_config_map_name(stack),
-                // Executable, so the image runs the scripts instead of sourcing them
-                // into its own shell.
-                default_mode: Some(0o555),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
+        config_map_volume("config", &child_name(stack, "database-config"), false),
+        // Executable, so the image runs the scripts instead of sourcing them into its
+        // own shell.
+        config_map_volume("init", &init_config_map_name(stack), true),
         scratch_volume("run", "16Mi", true),
         scratch_volume("tmp", "1Gi", false),
     ];

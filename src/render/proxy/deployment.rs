@@ -6,9 +6,9 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction, Lifecycle, LifecycleHandler,
+    Container, ContainerPort, HTTPGetAction, Lifecycle, LifecycleHandler,
     PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource,
-    SleepAction, Volume, VolumeMount,
+    SleepAction, Volume,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -23,6 +23,7 @@ use crate::render::placement::spread_constraints;
 use crate::render::scaling::{Tier, deployment_replicas};
 use crate::render::security::{container_security_context, pod_security_context, scratch_volume};
 use crate::render::storage::images_claim_name;
+use crate::render::volumes::{config_map_volume, mount};
 
 /// Pod annotation holding the hash of `nginx.conf`: a changed config rolls the pods.
 pub const CONFIG_CHECKSUM_ANNOTATION: &str = "webtoon.io/config-checksum";
@@ -32,15 +33,6 @@ const NGINX_UID: i64 = 101;
 
 /// Seconds a terminating pod keeps serving while load balancers drop it.
 const DRAIN_SECONDS: i64 = 5;
-
-fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
-    VolumeMount {
-        name: name.to_string(),
-        mount_path: path.to_string(),
-        read_only: read_only.then_some(true),
-        ..Default::default()
-    }
-}
 
 fn port(name: &str, port: i32) -> ContainerPort {
     ContainerPort {
@@ -85,14 +77,7 @@ pub fn deployment(stack: &ValidatedStack, observed: &Observed, conf: &str) -> De
     let cache_bytes = quantity_bytes(&proxy.cache.size).unwrap_or(512 << 20);
     let cache_limit = format!("{}Mi", cache_bytes / (1 << 20) + 64);
     let mut volumes = vec![
-        Volume {
-            name: "config".to_string(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: config_map_name(stack),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
+        config_map_volume("config", &config_map_name(stack), false),
         Volume {
             name: "images".to_string(),
             persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {

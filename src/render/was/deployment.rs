@@ -6,7 +6,7 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, HTTPGetAction, Lifecycle, LifecycleHandler,
     PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, SleepAction,
-    TCPSocketAction, Volume, VolumeMount,
+    TCPSocketAction, Volume,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -23,6 +23,7 @@ use crate::render::security::{
     container_security_context, pod_security_context_image_user, scratch_volume,
 };
 use crate::render::storage::images_claim_name;
+use crate::render::volumes::mount;
 
 /// TTL of the cluster DNS answers for Service names (CoreDNS's default).
 const CLUSTER_DNS_TTL_SECONDS: i64 = 5;
@@ -96,16 +97,8 @@ pub fn deployment(stack: &ValidatedStack, observed: &Observed) -> Deployment {
         }),
         security_context: Some(container_security_context(!was.writable_root_filesystem)),
         volume_mounts: Some(vec![
-            VolumeMount {
-                name: "images".to_string(),
-                mount_path: stack.spec.storage.mount_path.clone(),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: "tmp".to_string(),
-                mount_path: "/tmp".to_string(),
-                ..Default::default()
-            },
+            mount("images", &stack.spec.storage.mount_path, false),
+            mount("tmp", "/tmp", false),
         ]),
         ..Default::default()
     };
