@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod credentials;
 pub mod database;
+pub mod drain;
 pub mod meta;
 pub mod network;
 pub mod placement;

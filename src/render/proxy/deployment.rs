@@ -6,9 +6,8 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, HTTPGetAction, Lifecycle, LifecycleHandler,
-    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource,
-    SleepAction, Volume,
+    Container, ContainerPort, HTTPGetAction, PersistentVolumeClaimVolumeSource, PodSpec,
+    PodTemplateSpec, Probe, SecretVolumeSource, Volume,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -18,6 +17,7 @@ use super::nginx_conf::{CONFIG_DIR, HEALTH_PORT, HTTP_PORT, HTTPS_PORT, IMAGES_D
 use crate::api::ValidatedStack;
 use crate::api::quantity::quantity_bytes;
 use crate::render::Observed;
+use crate::render::drain::sleep_before_stop;
 use crate::render::meta::{Lifetime, checksum, child_name, labels, object_meta, selector};
 use crate::render::placement::spread_constraints;
 use crate::render::scaling::{Tier, deployment_replicas};
@@ -117,15 +117,7 @@ pub fn deployment(stack: &ValidatedStack, observed: &Observed, conf: &str) -> De
         resources: Some(proxy.resources.clone()),
         readiness_probe: Some(health_probe(5, 2)),
         liveness_probe: Some(health_probe(10, 6)),
-        lifecycle: Some(Lifecycle {
-            pre_stop: Some(LifecycleHandler {
-                sleep: Some(SleepAction {
-                    seconds: DRAIN_SECONDS,
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        lifecycle: Some(sleep_before_stop(DRAIN_SECONDS)),
         security_context: Some(container_security_context(true)),
         volume_mounts: Some(mounts),
         ..Default::default()

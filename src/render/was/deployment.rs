@@ -4,9 +4,8 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, HTTPGetAction, Lifecycle, LifecycleHandler,
-    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, SleepAction,
-    TCPSocketAction, Volume,
+    Container, ContainerPort, HTTPGetAction, PersistentVolumeClaimVolumeSource, PodSpec,
+    PodTemplateSpec, Probe, TCPSocketAction, Volume,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -15,6 +14,7 @@ use super::PORT_NAME;
 use super::env::was_env;
 use crate::api::{ValidatedStack, WasProtocol};
 use crate::render::Observed;
+use crate::render::drain::sleep_before_stop;
 use crate::render::meta::{Lifetime, child_name, labels, object_meta, selector};
 use crate::render::placement::spread_constraints;
 use crate::render::proxy::nginx_conf::RESOLVE_VALID_SECONDS;
@@ -86,15 +86,7 @@ pub fn deployment(stack: &ValidatedStack, observed: &Observed) -> Deployment {
         readiness_probe: Some(probe(stack, 5, 3, 0)),
         liveness_probe: Some(probe(stack, 10, 6, 0)),
         startup_probe: Some(probe(stack, 5, 60, 0)),
-        lifecycle: Some(Lifecycle {
-            pre_stop: Some(LifecycleHandler {
-                sleep: Some(SleepAction {
-                    seconds: DRAIN_SECONDS,
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        lifecycle: Some(sleep_before_stop(DRAIN_SECONDS)),
         security_context: Some(container_security_context(!was.writable_root_filesystem)),
         volume_mounts: Some(vec![
             mount("images", &stack.spec.storage.mount_path, false),
