@@ -10,7 +10,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::nginx::{
-    Nginx, Ports, Response, curl, local_layout, parse_wrk, self_signed_cert, wrk_command,
+    Nginx, Ports, Response, curl, local_layout, parse_wrk, self_signed_cert, wait_for_traffic,
+    wait_output, wrk_command,
 };
 use common::process::{Guard, free_port, wait_for_port};
 use common::test_was::{TestWas, encode_frame, take_frame, websocket_accept};
@@ -637,18 +638,6 @@ fn load_stack() -> String {
     plain_stack("rateLimit: {enabled: false}")
 }
 
-/// Polls until `was` has served a request, or the deadline passes.
-fn wait_for_traffic(was: &TestWas, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if was.requests() > 0 {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
 #[test]
 fn killing_one_was_under_load_fails_no_request() {
     let mut site = Site::start("proxy-failover-kill", &load_stack(), 2, 0);
@@ -692,18 +681,6 @@ fn killing_one_was_under_load_fails_no_request() {
             || site.nginx.log("error.log").contains("prematurely closed"),
         "nginx saw the failure and hid it"
     );
-}
-
-/// Waits for a guarded process to exit by itself (it is bounded) and returns stdout.
-fn wait_output(mut guard: Guard) -> String {
-    let mut stdout = String::new();
-    if let Some(mut pipe) = guard.0.stdout.take() {
-        use std::io::Read;
-        pipe.read_to_string(&mut stdout).expect("read wrk output");
-    }
-    let status = guard.0.wait().expect("wrk exits");
-    assert!(status.success(), "wrk failed: {stdout}");
-    stdout
 }
 
 #[test]

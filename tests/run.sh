@@ -2,7 +2,8 @@
 # The one test command: installs what the tests need when it is missing, then runs
 # every layer below the cluster (formatting, lints, unit, schema, CEL, render
 # properties, the generated nginx config in a real nginx in front of test application
-# servers driven by curl, openssl and wrk, and the rendered MariaDB and Redis scripts
+# servers driven by curl, openssl and wrk, its in-cluster upstream in nginx 1.28
+# against a stand-in cluster DNS, and the rendered MariaDB and Redis scripts
 # and configuration in real servers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,11 @@ if command -v systemctl >/dev/null 2>&1; then
     systemctl stop "$service" >/dev/null 2>&1 || true
   done
 fi
+
+# The proxy's in-cluster upstream (`server ... resolve`) needs nginx 1.27.3 or newer;
+# Debian's is 1.22, so one is built from NGINX's source once and kept in .tools/.
+WEBTOON_TEST_NGINX_RESOLVE="$(tests/build-nginx.sh)"
+export WEBTOON_TEST_NGINX_RESOLVE
 
 venv=.venv
 # Reinstalled whenever tests/requirements.txt changes, so a tool added later reaches

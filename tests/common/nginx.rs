@@ -6,15 +6,27 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use webtoon_operator::render::proxy::nginx_conf::{NginxLayout, Upstream};
 
-use super::process::{free_port, terminate, wait_for_port};
+use super::process::{Guard, free_port, terminate, wait_for_port};
+use super::test_was::TestWas;
 
 /// The nginx binary: `$WEBTOON_TEST_NGINX`, or Debian's.
 pub fn nginx_binary() -> String {
     std::env::var("WEBTOON_TEST_NGINX").unwrap_or_else(|_| "/usr/sbin/nginx".to_string())
+}
+
+/// An nginx of 1.27.3 or newer, whose upstreams can `resolve`: the one
+/// `tests/build-nginx.sh` builds, named by `$WEBTOON_TEST_NGINX_RESOLVE`.
+pub fn resolving_nginx_binary() -> String {
+    std::env::var("WEBTOON_TEST_NGINX_RESOLVE").unwrap_or_else(|_| {
+        panic!(
+            "WEBTOON_TEST_NGINX_RESOLVE is not set: run the tests with tests/run.sh, or \
+             set it to the path tests/build-nginx.sh prints"
+        )
+    })
 }
 
 /// The listen ports of one nginx instance.
@@ -98,9 +110,14 @@ impl Nginx {
     /// Writes `conf` to `dir/nginx.conf`, starts nginx in the foreground and waits
     /// until its HTTP and health ports accept connections.
     pub fn start(dir: &Path, conf: &str, ports: Ports) -> Nginx {
+        Nginx::start_binary(&nginx_binary(), dir, conf, ports)
+    }
+
+    /// [`Nginx::start`] with the nginx executable at `binary`.
+    pub fn start_binary(binary: &str, dir: &Path, conf: &str, ports: Ports) -> Nginx {
         let conf_path = dir.join("nginx.conf");
         std::fs::write(&conf_path, conf).expect("write nginx.conf");
-        let child = Command::new(nginx_binary())
+        let child = Command::new(binary)
             .arg("-p")
             .arg(dir)
             .arg("-e")
@@ -300,4 +317,29 @@ fn latency_ms(value: &str) -> f64 {
         "m" => number * 60_000.0,
         _ => number,
     }
+}
+
+/// Polls until `was` has served a request, or the deadline passes.
+pub fn wait_for_traffic(was: &TestWas, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if was.requests() > 0 {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Waits for a guarded load process to exit by itself (it is bounded), asserts it
+/// succeeded, and returns its stdout.
+pub fn wait_output(mut guard: Guard) -> String {
+    let mut stdout = String::new();
+    if let Some(mut pipe) = guard.0.stdout.take() {
+        use std::io::Read;
+        pipe.read_to_string(&mut stdout).expect("read wrk output");
+    }
+    let status = guard.0.wait().expect("wrk exits");
+    assert!(status.success(), "wrk failed: {stdout}");
+    stdout
 }
