@@ -260,6 +260,16 @@ pub struct WrkReport {
     pub output: String,
 }
 
+impl WrkReport {
+    /// Asserts a real load ran (over 1,000 requests) and every request got a 2xx or
+    /// 3xx response, with no socket error.
+    pub fn assert_no_request_failed(&self) {
+        assert!(self.requests > 1_000, "{}", self.output);
+        assert_eq!(self.non_2xx_3xx, 0, "{}", self.output);
+        assert_eq!(self.socket_errors, 0, "{}", self.output);
+    }
+}
+
 /// Runs `wrk` for `seconds` with `connections` over 2 threads against `url`,
 /// with a `Host` header.
 pub fn wrk_command(url: &str, host: &str, connections: u32, seconds: u32) -> Command {
@@ -331,9 +341,9 @@ pub fn wait_for_traffic(was: &TestWas, within: Duration) -> bool {
     false
 }
 
-/// Waits for a guarded load process to exit by itself (it is bounded), asserts it
-/// succeeded, and returns its stdout.
-pub fn wait_output(mut guard: Guard) -> String {
+/// Waits for a guarded wrk run to exit by itself (it is bounded), asserts it
+/// succeeded, and parses its report.
+pub fn wait_report(mut guard: Guard) -> WrkReport {
     let mut stdout = String::new();
     if let Some(mut pipe) = guard.0.stdout.take() {
         use std::io::Read;
@@ -341,5 +351,5 @@ pub fn wait_output(mut guard: Guard) -> String {
     }
     let status = guard.0.wait().expect("wrk exits");
     assert!(status.success(), "wrk failed: {stdout}");
-    stdout
+    parse_wrk(&stdout)
 }
