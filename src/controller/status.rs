@@ -240,9 +240,7 @@ pub fn compute(
     } else {
         // A stack that has served before says so, and keeps saying so until it is
         // back: the event on its return is then a recovery, not a first start.
-        let has_served = previous
-            .and_then(|p| p.conditions.iter().find(|c| c.type_ == condition::READY))
-            .is_some_and(|c| c.status == "True" || c.reason == READY_LOST);
+        let has_served = is_true(previous, condition::READY) || has_lost_readiness(previous);
         verdict(
             condition::READY,
             false,
