@@ -159,6 +159,210 @@ fn hostile_values_are_rejected_with_the_field_named() {
     }
 }
 
+/// Values the CRD schema and its CEL rules let through but the API server refuses
+/// in a rendered child (or in a CEL rule's evaluation), found by
+/// e2e/tests/validate_agrees.rs against a real API server: `validate` must refuse
+/// them, naming the field. (field path in the message, JSON pointer, value)
+fn cases_the_server_refuses_in_children() -> Vec<(&'static str, &'static str, serde_json::Value)> {
+    use serde_json::json;
+    let backup = |field: &str, value: &str| json!({"backup": {field: value}});
+    vec![
+        (
+            "spec.database.backup.schedule",
+            "/spec/database",
+            backup("schedule", "61 * * * *"),
+        ),
+        (
+            "spec.database.backup.schedule",
+            "/spec/database",
+            backup("schedule", "*/0 * * * *"),
+        ),
+        (
+            "spec.database.backup.schedule",
+            "/spec/database",
+            backup("schedule", "0 0 * * 7"),
+        ),
+        (
+            "spec.database.backup.schedule",
+            "/spec/database",
+            backup("schedule", "0 0 L * *"),
+        ),
+        (
+            "spec.database.backup.schedule",
+            "/spec/database",
+            backup("schedule", "0 0 * * MON#1"),
+        ),
+        (
+            "spec.database.backup.timeZone",
+            "/spec/database",
+            backup("timeZone", "Mars/Olympus"),
+        ),
+        (
+            "spec.database.backup.timeZone",
+            "/spec/database",
+            backup("timeZone", "asia/seoul"),
+        ),
+        (
+            "spec.database.backup.timeZone",
+            "/spec/database",
+            backup("timeZone", "Local"),
+        ),
+        (
+            "spec.storage.mountPath",
+            "/spec/storage",
+            json!({"mountPath": "/tmp"}),
+        ),
+        ("spec.storage.size", "/spec/storage", json!({"size": "0"})),
+        (
+            "spec.database.storage.size",
+            "/spec/database",
+            json!({"storage": {"size": "0"}}),
+        ),
+        (
+            "spec.was.env[1].name",
+            "/spec/was/env",
+            json!([{"name": "TZ", "value": "a"}, {"name": "TZ", "value": "b"}]),
+        ),
+        (
+            "spec.was.env[0].name",
+            "/spec/was/env",
+            json!([{"name": "BAD=NAME", "value": "x"}]),
+        ),
+        (
+            "spec.was.env[0].name",
+            "/spec/was/env",
+            json!([{"name": "", "value": "x"}]),
+        ),
+        (
+            "spec.was.env[0].valueFrom",
+            "/spec/was/env",
+            json!([{"name": "BOTH", "value": "x", "valueFrom": {"secretKeyRef": {"name": "api", "key": "token"}}}]),
+        ),
+        (
+            "spec.was.env[0].valueFrom.fieldRef",
+            "/spec/was/env",
+            json!([{"name": "F", "valueFrom": {"fieldRef": {"fieldPath": "spec.nothing"}}}]),
+        ),
+        (
+            "spec.proxy.service.annotations",
+            "/spec/proxy",
+            json!({"service": {"annotations": {"bad key": "x"}}}),
+        ),
+        (
+            "spec.was.resources.requests.cpu",
+            "/spec/was/resources",
+            json!({"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}),
+        ),
+        (
+            "spec.was.resources.requests.memory",
+            "/spec/was/resources",
+            json!({"requests": {"memory": "-1Gi"}}),
+        ),
+        (
+            "spec.cache.resources.requests.gpu",
+            "/spec/cache",
+            json!({"resources": {"requests": {"gpu": "1"}}}),
+        ),
+        (
+            "spec.cache.resources.limits.nvidia.com/gpu",
+            "/spec/cache",
+            json!({"resources": {"limits": {"nvidia.com/gpu": "500m"}}}),
+        ),
+        (
+            "spec.cache.resources.claims",
+            "/spec/cache",
+            json!({"resources": {"claims": [{"name": "gpu"}]}}),
+        ),
+        (
+            "spec.proxy.trustedProxyCIDRs[0]",
+            "/spec/proxy",
+            json!({"trustedProxyCIDRs": ["::ffff:10.0.0.0/104"]}),
+        ),
+        (
+            "spec.proxy.trustedProxyCIDRs[0]",
+            "/spec/proxy",
+            json!({"trustedProxyCIDRs": ["10.0.0.0/08"]}),
+        ),
+        (
+            "spec.network.ingressFromCIDRs[0]",
+            "/spec/network",
+            json!({"ingressFromCIDRs": ["10.0.0.1/8"]}),
+        ),
+        (
+            "spec.network.wasEgress[0].cidr",
+            "/spec/network",
+            json!({"wasEgress": [{"cidr": "203.0.113.1/24", "ports": [443]}]}),
+        ),
+        (
+            "spec.scaling.schedules[0].start",
+            "/spec/scaling",
+            json!({"schedules": [{"name": "sale", "start": "2026-12-01T09:00:60Z", "end": "2026-12-02T09:00:00Z"}]}),
+        ),
+        (
+            "spec.scaling.schedules[0].start",
+            "/spec/scaling",
+            json!({"schedules": [{"name": "sale", "start": "0000-01-01T00:00:00Z", "end": "2026-12-02T09:00:00Z"}]}),
+        ),
+    ]
+}
+
+#[test]
+fn values_the_api_server_refuses_are_rejected_by_validate_with_the_field_named() {
+    for (field, pointer, value) in cases_the_server_refuses_in_children() {
+        let doc = with(pointer, &value);
+        let stack: WebtoonStack = serde_json::from_value(doc).expect("the value deserializes");
+        let errors = match validated(&stack) {
+            Ok(_) => panic!("{value} at {pointer} was accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            errors.contains(field),
+            "message for {value} does not name {field}: {errors}"
+        );
+        assert!(
+            ["such as", "write"].iter().any(|fix| errors.contains(fix)),
+            "message for {value} says no fix: {errors}"
+        );
+    }
+}
+
+#[test]
+fn valid_edge_values_stay_accepted() {
+    use serde_json::json;
+    for (pointer, value) in [
+        (
+            "/spec/database",
+            json!({"backup": {"schedule": "0 0 * JAN-MAR MON-FRI", "timeZone": "America/Argentina/Buenos_Aires"}}),
+        ),
+        (
+            "/spec/database",
+            json!({"backup": {"schedule": "*/15 0-23/2 1,15 * sun", "timeZone": "Etc/GMT+5"}}),
+        ),
+        (
+            "/spec/was/resources",
+            json!({"requests": {"cpu": "0.5", "memory": "1e3"}, "limits": {"cpu": "1", "memory": "1Ki", "example.com/gpu": "1"}}),
+        ),
+        (
+            "/spec/network",
+            json!({"ingressFromCIDRs": ["10.0.0.0/8", "fd00::/8", "1.2.3.4/32"]}),
+        ),
+        (
+            "/spec/was/env",
+            json!([{"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": "api", "key": "token"}}}, {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]),
+        ),
+        (
+            "/spec/proxy",
+            json!({"service": {"annotations": {"service.beta.kubernetes.io/aws-load-balancer-internal": "true"}}}),
+        ),
+    ] {
+        let stack: WebtoonStack =
+            serde_json::from_value(with(pointer, &value)).expect("the value deserializes");
+        if let Err(e) = validated(&stack) {
+            panic!("{value} at {pointer} is refused: {e}");
+        }
+    }
+}
+
 #[test]
 fn hostile_values_are_rejected_by_the_crd_schema_too() {
     let validator = common::crd_schema_validator();

@@ -30,13 +30,21 @@ pub fn crd() -> CustomResourceDefinition {
             .as_mut()
             .and_then(|s| s.open_api_v3_schema.as_mut())
         {
-            move_defaults_to_descriptions(schema);
+            adapt_for_api_server(schema);
         }
     }
     crd
 }
 
-fn move_defaults_to_descriptions(schema: &mut JSONSchemaProps) {
+/// Moves defaults into descriptions (see [`crd`]) and names integer formats as the
+/// API server knows them: it warns on every apply of a CRD with a format it does not
+/// recognise, such as schemars' `uint32` for a `u32`.
+fn adapt_for_api_server(schema: &mut JSONSchemaProps) {
+    schema.format = match schema.format.take().as_deref() {
+        Some("uint8" | "uint16" | "int8" | "int16") => Some("int32".to_string()),
+        Some("uint32" | "uint64" | "uint") => Some("int64".to_string()),
+        other => other.map(str::to_string),
+    };
     if let Some(default) = schema.default.take() {
         let shown = match &default.0 {
             serde_json::Value::Object(_) => None,
@@ -53,17 +61,70 @@ fn move_defaults_to_descriptions(schema: &mut JSONSchemaProps) {
         }
     }
     for child in schema.properties.iter_mut().flat_map(|p| p.values_mut()) {
-        move_defaults_to_descriptions(child);
+        adapt_for_api_server(child);
     }
     if let Some(k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrArray::Schema(items)) = schema.items.as_mut() {
-        move_defaults_to_descriptions(items);
+        adapt_for_api_server(items);
     }
     if let Some(k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrBool::Schema(extra)) = schema.additional_properties.as_mut() {
-        move_defaults_to_descriptions(extra);
+        adapt_for_api_server(extra);
     }
 }
 
 /// The CRD as YAML, exactly as `crds/webtoonstacks.webtoon.io.yaml` holds it.
 pub fn crd_yaml() -> Result<String, serde_saphyr::SerializeError> {
     serde_saphyr::to_string(&crd())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn formats(schema: &JSONSchemaProps, found: &mut Vec<String>) {
+        found.extend(schema.format.clone());
+        for child in schema.properties.iter().flat_map(|p| p.values()) {
+            formats(child, found);
+        }
+        if let Some(k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrArray::Schema(items)) = &schema.items {
+            formats(items, found);
+        }
+        if let Some(k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrBool::Schema(extra)) = &schema.additional_properties {
+            formats(extra, found);
+        }
+    }
+
+    #[test]
+    fn every_format_in_the_crd_is_one_the_api_server_knows() {
+        // The formats kube-apiserver's CRD validation recognises without a warning
+        // (k8s.io/apiextensions-apiserver, supportedFormats) that a Rust type can yield.
+        let known = [
+            "int32",
+            "int64",
+            "float",
+            "double",
+            "byte",
+            "date",
+            "date-time",
+            "duration",
+            "password",
+        ];
+        let mut found = Vec::new();
+        for version in crd().spec.versions {
+            if let Some(schema) = version.schema.and_then(|s| s.open_api_v3_schema) {
+                formats(&schema, &mut found);
+            }
+        }
+        let unknown: Vec<_> = found
+            .iter()
+            .filter(|f| !known.contains(&f.as_str()))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "formats the API server warns about: {unknown:?}"
+        );
+        assert!(
+            found.iter().any(|f| f == "int64"),
+            "the u32 fields keep an integer format"
+        );
+    }
 }

@@ -174,7 +174,7 @@ pub struct ProxySpec {
     /// when clients connect directly (the Service then keeps client addresses with
     /// `externalTrafficPolicy: Local`).
     #[serde(default, rename = "trustedProxyCIDRs")]
-    #[schemars(length(max = 64), inner(pattern(patterns::CIDR)))]
+    #[schemars(length(max = 64), inner(length(max = 43), pattern(patterns::CIDR)))]
     #[x_kube(validation = Rule::new("self.all(c, isCIDR(c))").message("proxy.trustedProxyCIDRs entries must be networks in CIDR notation, such as 10.0.0.0/8"))]
     pub trusted_proxy_cidrs: Vec<String>,
 
@@ -368,7 +368,7 @@ pub struct AdminSpec {
     /// Networks allowed to reach the admin paths; every other client gets 403. Empty
     /// means nobody reaches them through the proxy.
     #[serde(default, rename = "allowCIDRs")]
-    #[schemars(length(max = 64), inner(pattern(patterns::CIDR)))]
+    #[schemars(length(max = 64), inner(length(max = 43), pattern(patterns::CIDR)))]
     #[x_kube(validation = Rule::new("self.all(c, isCIDR(c))").message("proxy.admin.allowCIDRs entries must be networks in CIDR notation, such as 10.0.12.0/24"))]
     pub allow_cidrs: Vec<String>,
 }
@@ -837,7 +837,10 @@ pub struct NetworkSpec {
     pub policies: bool,
     /// Client networks allowed to reach the proxy.
     #[serde(default = "default_ingress_cidrs", rename = "ingressFromCIDRs")]
-    #[schemars(length(min = 1, max = 64), inner(pattern(patterns::CIDR)))]
+    #[schemars(
+        length(min = 1, max = 64),
+        inner(length(max = 43), pattern(patterns::CIDR))
+    )]
     #[x_kube(validation = Rule::new("self.all(c, isCIDR(c))").message("network.ingressFromCIDRs entries must be networks in CIDR notation, such as 0.0.0.0/0"))]
     pub ingress_from_cidrs: Vec<String>,
     /// Namespaces whose pods may reach the proxy, such as the namespace of an ingress
@@ -860,7 +863,9 @@ pub struct NetworkSpec {
 #[serde(rename_all = "camelCase")]
 pub struct EgressSpec {
     /// The destination network in CIDR notation, such as `203.0.113.0/24`.
-    #[schemars(pattern(patterns::CIDR))]
+    // maxLength 43 (the longest IPv6 address and /128) on every CIDR string keeps the
+    // isCIDR rules within the API server's CEL cost budget: without it the CRD is refused.
+    #[schemars(length(max = 43), pattern(patterns::CIDR))]
     #[x_kube(validation = Rule::new("isCIDR(self)").message("network.wasEgress[].cidr must be a network in CIDR notation, such as 203.0.113.0/24"))]
     pub cidr: String,
     /// TCP ports on that network.

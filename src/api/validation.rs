@@ -7,6 +7,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::LazyLock;
 
+use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ResourceRequirements};
 use regex::Regex;
 
 use super::patterns;
@@ -144,7 +145,18 @@ pub fn is_cidr(value: &str) -> bool {
     let Ok(address) = address.parse::<IpAddr>() else {
         return false;
     };
-    if prefix.is_empty() || prefix.len() > 3 || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+    // Go's netip, behind CEL's isCIDR, refuses a prefix length with a leading zero
+    // and Kubernetes refuses IPv4-mapped IPv6 addresses.
+    if prefix.is_empty()
+        || prefix.len() > 3
+        || !prefix.bytes().all(|b| b.is_ascii_digit())
+        || (prefix.len() > 1 && prefix.starts_with('0'))
+    {
+        return false;
+    }
+    if let IpAddr::V6(v6) = address
+        && v6.to_ipv4_mapped().is_some()
+    {
         return false;
     }
     let Ok(prefix) = prefix.parse::<u8>() else {
@@ -153,6 +165,35 @@ pub fn is_cidr(value: &str) -> bool {
     match address {
         IpAddr::V4(_) => prefix <= 32,
         IpAddr::V6(_) => prefix <= 128,
+    }
+}
+
+/// The network of a valid CIDR with the address bits beyond the prefix cleared, as
+/// it would be written canonically; `None` when `value` is not a CIDR.
+fn canonical_network(value: &str) -> Option<String> {
+    if !is_cidr(value) {
+        return None;
+    }
+    let (address, prefix) = value.split_once('/')?;
+    let prefix: u32 = prefix.parse().ok()?;
+    match address.parse::<IpAddr>().ok()? {
+        IpAddr::V4(v4) => {
+            let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
+            Some(format!(
+                "{}/{prefix}",
+                std::net::Ipv4Addr::from(u32::from(v4) & mask)
+            ))
+        }
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+            let network = std::net::Ipv6Addr::from(u128::from(v6) & mask);
+            // Compare addresses, not spellings: fd00::/8 and FD00:0::/8 are the same.
+            if network == v6 {
+                Some(value.to_string())
+            } else {
+                Some(format!("{network}/{prefix}"))
+            }
+        }
     }
 }
 
@@ -227,7 +268,7 @@ impl Checker {
         self.database(&spec.database);
         self.cache(&spec.cache);
         self.storage(&spec.storage);
-        self.cidrs(
+        self.network_cidrs(
             "spec.network.ingressFromCIDRs",
             &spec.network.ingress_from_cidrs,
             "0.0.0.0/0",
@@ -269,7 +310,7 @@ impl Checker {
         }
         for (i, egress) in network.was_egress.iter().enumerate() {
             let path = format!("spec.network.wasEgress[{i}]");
-            self.cidrs(
+            self.network_cidrs(
                 &format!("{path}.cidr"),
                 std::slice::from_ref(&egress.cidr),
                 "203.0.113.0/24",
@@ -339,6 +380,22 @@ impl Checker {
         }
     }
 
+    /// CIDRs that become NetworkPolicy ipBlocks, which the API server takes only in
+    /// canonical form, without address bits beyond the prefix.
+    fn network_cidrs(&mut self, path: &str, cidrs: &[String], example: &str) {
+        self.cidrs(path, cidrs, example);
+        for (i, cidr) in cidrs.iter().enumerate() {
+            if let Some(network) = canonical_network(cidr)
+                && network != *cidr
+            {
+                self.error(
+                    format!("{path}[{i}]"),
+                    format!("{cidr:?} has address bits set beyond its prefix length, which NetworkPolicies refuse: write the network, {network}"),
+                );
+            }
+        }
+    }
+
     fn cidrs(&mut self, path: &str, cidrs: &[String], example: &str) {
         if cidrs.len() > 64 {
             self.error(
@@ -383,6 +440,18 @@ impl Checker {
                     autoscaling.min_replicas, autoscaling.max_replicas
                 ),
             );
+        }
+    }
+
+    /// A claim's capacity: the API server refuses a claim that requests nothing.
+    fn volume_size(&mut self, path: &str, value: &str, example: &str) {
+        if quantity_bytes(value) == Some(0) {
+            self.error(
+                path,
+                format!("is {value:?}; a volume needs a size above zero, such as {example}"),
+            );
+        } else {
+            self.quantity(path, value, example);
         }
     }
 
@@ -452,6 +521,15 @@ impl Checker {
                 ),
             );
         }
+        self.resources("spec.proxy.resources", &proxy.resources);
+        for key in proxy.service.annotations.keys() {
+            if !is_qualified_name(key) {
+                self.error(
+                    format!("spec.proxy.service.annotations[{key:?}]"),
+                    "is not an annotation key: write an optional DNS prefix and /, then up to 63 letters, digits, -, _ and ., such as service.beta.kubernetes.io/aws-load-balancer-internal",
+                );
+            }
+        }
         self.pattern(
             "spec.proxy.resolver",
             &proxy.resolver,
@@ -508,6 +586,8 @@ impl Checker {
                 );
             }
         }
+        self.env(&was.env);
+        self.resources("spec.was.resources", &was.resources);
         self.range(
             "spec.was.rollout.progressDeadlineSeconds",
             was.rollout.progress_deadline_seconds.into(),
@@ -547,7 +627,7 @@ impl Checker {
     }
 
     fn volume(&mut self, path: &str, volume: &VolumeSpec, example: &str) {
-        self.quantity(&format!("{path}.size"), &volume.size, example);
+        self.volume_size(&format!("{path}.size"), &volume.size, example);
         if let Some(class) = &volume.storage_class_name {
             self.pattern(
                 &format!("{path}.storageClassName"),
@@ -608,6 +688,7 @@ impl Checker {
             }
         }
         self.image("spec.database.image", &db.image);
+        self.resources("spec.database.resources", &db.resources);
         for (path, value) in [
             ("spec.database.name", &db.name),
             ("spec.database.user", &db.user),
@@ -635,13 +716,34 @@ impl Checker {
                 128,
                 "a five-field cron schedule, such as \"0 3 * * *\"",
             );
-            self.pattern(
-                "spec.database.backup.timeZone",
-                &backup.time_zone,
-                &TIME_ZONE,
-                64,
-                "an IANA time zone, such as Asia/Seoul",
-            );
+            if CRON.is_match(&backup.schedule)
+                && let Some(problem) = cron_schedule_problem(&backup.schedule)
+            {
+                self.error(
+                    "spec.database.backup.schedule",
+                    format!(
+                        "{:?} is not a schedule the Kubernetes CronJob accepts: {problem}; write minute (0-59), hour (0-23), day of month (1-31), month (1-12 or JAN-DEC) and day of week (0-6 or SUN-SAT), such as \"0 3 * * *\"",
+                        backup.schedule
+                    ),
+                );
+            }
+            if backup.time_zone.len() <= 64 && !is_iana_time_zone(&backup.time_zone) {
+                self.error(
+                    "spec.database.backup.timeZone",
+                    format!(
+                        "{:?} is not a time zone of the IANA database (names are case-sensitive): use one such as Asia/Seoul or Etc/UTC",
+                        backup.time_zone
+                    ),
+                );
+            } else if backup.time_zone.len() > 64 {
+                self.pattern(
+                    "spec.database.backup.timeZone",
+                    &backup.time_zone,
+                    &TIME_ZONE,
+                    64,
+                    "an IANA time zone, such as Asia/Seoul",
+                );
+            }
             self.range("spec.database.backup.keep", backup.keep.into(), 1, 365);
             self.volume("spec.database.backup.storage", &backup.storage, "50Gi");
         }
@@ -667,6 +769,7 @@ impl Checker {
 
     fn cache(&mut self, cache: &CacheSpec) {
         self.external("spec.cache", cache.mode, cache.external.as_ref());
+        self.resources("spec.cache.resources", &cache.resources);
         self.image("spec.cache.image", &cache.image);
         self.quantity("spec.cache.maxMemory", &cache.max_memory, "256Mi");
         if let Some(volume) = &cache.persistence {
@@ -692,7 +795,7 @@ impl Checker {
     }
 
     fn storage(&mut self, storage: &StorageSpec) {
-        self.quantity("spec.storage.size", &storage.size, "100Gi");
+        self.volume_size("spec.storage.size", &storage.size, "100Gi");
         if let Some(class) = &storage.storage_class_name {
             self.pattern(
                 "spec.storage.storageClassName",
@@ -732,6 +835,17 @@ impl Checker {
             &storage.mount_path,
             "/var/www/images",
         );
+        // The WAS container mounts its own emptyDir at /tmp: a second volume at the same
+        // path is refused by the API server, and one at / would hide the image.
+        if matches!(storage.mount_path.trim_end_matches('/'), "" | "/tmp") {
+            self.error(
+                "spec.storage.mountPath",
+                format!(
+                    "{:?} is taken: the WAS container needs / and /tmp for itself; mount the images elsewhere, such as /var/www/images",
+                    storage.mount_path
+                ),
+            );
+        }
         self.url_path("spec.storage.urlPath", &storage.url_path, "/images");
         if storage.url_path == "/" {
             self.error(
@@ -800,8 +914,224 @@ impl Checker {
         }
     }
 
+    /// Requests and limits the kubelet understands, each a non-negative quantity,
+    /// no request above its limit: the API server refuses the pod template otherwise.
+    fn resources(&mut self, path: &str, resources: &ResourceRequirements) {
+        if resources.claims.as_ref().is_some_and(|c| !c.is_empty()) {
+            self.error(
+                format!("{path}.claims"),
+                "is not supported: the operator declares no resource claims in its pods; remove it and write requests and limits only",
+            );
+        }
+        let limits = resources.limits.clone().unwrap_or_default();
+        let requests = resources.requests.clone().unwrap_or_default();
+        for (kind, map) in [("limits", &limits), ("requests", &requests)] {
+            for (name, quantity) in map {
+                let at = format!("{path}.{kind}.{name}");
+                let standard = matches!(name.as_str(), "cpu" | "memory" | "ephemeral-storage");
+                let extended = !standard
+                    && name.contains('/')
+                    && is_qualified_name(name)
+                    && !name.split('/').next().is_some_and(|domain| {
+                        domain == "kubernetes.io" || domain.ends_with(".kubernetes.io")
+                    });
+                if !standard && !extended {
+                    self.error(
+                        &at,
+                        format!("{name:?} is not a container resource: use cpu, memory, ephemeral-storage or an extended resource such as example.com/gpu"),
+                    );
+                    continue;
+                }
+                match quantity_nanos(&quantity.0) {
+                    None => self.error(
+                        &at,
+                        format!("{:?} is not a quantity: write it like 500m, 2 or 1Gi", quantity.0),
+                    ),
+                    Some(value) if value < 0 => self.error(
+                        &at,
+                        format!("{:?} is negative: write 0 or more, such as 500m", quantity.0),
+                    ),
+                    Some(value) if extended && value % 1_000_000_000 != 0 => self.error(
+                        &at,
+                        format!("{:?}: extended resources are counted in whole units: write a whole number", quantity.0),
+                    ),
+                    Some(_) => {}
+                }
+            }
+        }
+        for (name, request) in &requests {
+            let request_value = quantity_nanos(&request.0);
+            let extended = name.contains('/');
+            match limits.get(name) {
+                Some(limit) => {
+                    let limit_value = quantity_nanos(&limit.0);
+                    if let (Some(r), Some(l)) = (request_value, limit_value)
+                        && (r > l || (extended && r != l))
+                    {
+                        self.error(
+                            format!("{path}.requests.{name}"),
+                            format!(
+                                "({}) exceeds {path}.limits.{name} ({}): lower the request or raise the limit, such as both to {}{}",
+                                request.0,
+                                limit.0,
+                                limit.0,
+                                if extended { "; extended resources need equal requests and limits" } else { "" }
+                            ),
+                        );
+                    }
+                }
+                None if extended => self.error(
+                    format!("{path}.requests.{name}"),
+                    format!("extended resources are set in limits: add {path}.limits.{name}, such as {name}: 1"),
+                ),
+                None => {}
+            }
+        }
+    }
+
+    /// Environment variables as the API server and server-side apply take them.
+    fn env(&mut self, env: &[EnvVar]) {
+        let mut seen = BTreeSet::new();
+        for (i, var) in env.iter().enumerate() {
+            let path = format!("spec.was.env[{i}]");
+            if !ENV_NAME.is_match(&var.name) {
+                self.error(
+                    format!("{path}.name"),
+                    format!(
+                        "{:?} is not an environment variable name every supported Kubernetes version accepts: use letters, digits, _, - and ., not starting with a digit, such as API_TOKEN",
+                        var.name
+                    ),
+                );
+            }
+            if !seen.insert(var.name.as_str()) {
+                self.error(
+                    format!("{path}.name"),
+                    format!(
+                        "{:?} is listed twice, which server-side apply refuses: keep one entry, such as the first",
+                        var.name
+                    ),
+                );
+            }
+            if let Some(from) = &var.value_from {
+                self.env_source(&path, var.value.as_deref(), from);
+            }
+        }
+    }
+
+    fn env_source(&mut self, path: &str, value: Option<&str>, from: &EnvVarSource) {
+        if value.is_some_and(|v| !v.is_empty()) {
+            self.error(
+                format!("{path}.valueFrom"),
+                "cannot be combined with value: keep one of them, such as valueFrom alone",
+            );
+        }
+        let sources = [
+            from.secret_key_ref.is_some(),
+            from.config_map_key_ref.is_some(),
+            from.field_ref.is_some(),
+            from.resource_field_ref.is_some(),
+        ]
+        .into_iter()
+        .filter(|set| *set)
+        .count();
+        if sources != 1 {
+            self.error(
+                format!("{path}.valueFrom"),
+                format!(
+                    "names {sources} sources: give exactly one of secretKeyRef, configMapKeyRef, fieldRef or resourceFieldRef, such as secretKeyRef: {{name: api, key: token}}"
+                ),
+            );
+        }
+        let references = [
+            (
+                "secretKeyRef",
+                from.secret_key_ref.as_ref().map(|r| (&r.name, &r.key)),
+            ),
+            (
+                "configMapKeyRef",
+                from.config_map_key_ref.as_ref().map(|r| (&r.name, &r.key)),
+            ),
+        ];
+        for (source, reference) in references {
+            let Some((name, key)) = reference else {
+                continue;
+            };
+            self.pattern(
+                &format!("{path}.valueFrom.{source}.name"),
+                name,
+                &DNS_SUBDOMAIN,
+                253,
+                "an object name: use a lower-case DNS name, such as api-credentials",
+            );
+            self.pattern(
+                &format!("{path}.valueFrom.{source}.key"),
+                key,
+                &CONFIG_KEY,
+                253,
+                "a key: use letters, digits, -, _ and ., such as token",
+            );
+        }
+        if let Some(field) = &from.field_ref {
+            let annotation_or_label = ["metadata.labels['", "metadata.annotations['"]
+                .iter()
+                .find_map(|p| field.field_path.strip_prefix(p))
+                .and_then(|rest| rest.strip_suffix("']"))
+                .is_some_and(is_qualified_name);
+            let supported = [
+                "metadata.name",
+                "metadata.namespace",
+                "metadata.uid",
+                "spec.nodeName",
+                "spec.serviceAccountName",
+                "status.hostIP",
+                "status.hostIPs",
+                "status.podIP",
+                "status.podIPs",
+            ];
+            if !annotation_or_label && !supported.contains(&field.field_path.as_str())
+                || field.api_version.as_deref().is_some_and(|v| v != "v1")
+            {
+                self.error(
+                    format!("{path}.valueFrom.fieldRef"),
+                    format!(
+                        "{:?} is not a pod field the API offers: use one of {}, or metadata.labels['<key>'], such as metadata.name",
+                        field.field_path,
+                        supported.join(", ")
+                    ),
+                );
+            }
+        }
+        if let Some(resource) = &from.resource_field_ref {
+            let supported = [
+                "limits.cpu",
+                "limits.memory",
+                "limits.ephemeral-storage",
+                "requests.cpu",
+                "requests.memory",
+                "requests.ephemeral-storage",
+            ];
+            if !supported.contains(&resource.resource.as_str())
+                || resource
+                    .container_name
+                    .as_deref()
+                    .is_some_and(|c| !c.is_empty())
+                || resource.divisor.is_some()
+            {
+                self.error(
+                    format!("{path}.valueFrom.resourceFieldRef"),
+                    format!(
+                        "must name one of {} of the WAS container itself, without containerName or divisor, such as limits.memory",
+                        supported.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
     fn timestamp(&mut self, path: &str, value: &str) -> Option<jiff::Timestamp> {
-        let parsed = if RFC3339.is_match(value) {
+        // CEL's timestamp() (Go's RFC 3339 parser) knows no leap second and no year 0:
+        // the CRD rule comparing start and end would fail on either.
+        let parsed = if RFC3339.is_match(value) && &value[17..19] != "60" && &value[..4] != "0000" {
             value.parse::<jiff::Timestamp>().ok()
         } else {
             None
@@ -817,6 +1147,180 @@ impl Checker {
         parsed
     }
 }
+
+/// Why `schedule` is not a schedule the Kubernetes CronJob controller parses, if it
+/// is not: the API server parses it as five fields of numbers, names (months and
+/// days of the week), `*`, `?`, ranges `a-b`, steps `/n` and lists, each within its
+/// field's bounds. Cron extensions (`L`, `W`, `#`, descriptors) are not understood.
+pub fn cron_schedule_problem(schedule: &str) -> Option<String> {
+    const MONTHS: &[&str] = &[
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    const DAYS: &[&str] = &["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+    let fields: [(&str, u32, u32, &[&str], u32); 5] = [
+        ("minute", 0, 59, &[], 0),
+        ("hour", 0, 23, &[], 0),
+        ("day of month", 1, 31, &[], 1),
+        ("month", 1, 12, MONTHS, 1),
+        ("day of week", 0, 6, DAYS, 0),
+    ];
+    let parts: Vec<&str> = schedule.split(' ').collect();
+    if parts.len() != fields.len() {
+        return Some(format!("has {} fields instead of 5", parts.len()));
+    }
+    for (part, (what, min, max, names, first_name)) in parts.into_iter().zip(fields) {
+        for item in part.split(',') {
+            if let Err(problem) = cron_item(item, min, max, names, first_name) {
+                return Some(format!("the {what} field {part:?}: {problem}"));
+            }
+        }
+    }
+    None
+}
+
+fn cron_item(item: &str, min: u32, max: u32, names: &[&str], first: u32) -> Result<(), String> {
+    let (range, step) = match item.split_once('/') {
+        Some((range, step)) => (range, Some(step)),
+        None => (item, None),
+    };
+    if let Some(step) = step
+        && cron_value(step, &[], 0)? == 0
+    {
+        return Err(format!("{item:?} has a step of 0; steps start at 1"));
+    }
+    let (start, end) = if range == "*" || range == "?" {
+        (min, max)
+    } else {
+        let mut bounds = range.split('-');
+        let start = cron_value(bounds.next().unwrap_or_default(), names, first)?;
+        let end = match (bounds.next(), bounds.next()) {
+            (None, _) if step.is_some() => max,
+            (None, _) => start,
+            (Some(end), None) => cron_value(end, names, first)?,
+            (Some(_), Some(_)) => return Err(format!("{item:?} has more than one -")),
+        };
+        (start, end)
+    };
+    if start < min || end > max {
+        return Err(format!("{item:?} is outside {min}-{max}"));
+    }
+    if start > end {
+        return Err(format!("{item:?} starts after it ends"));
+    }
+    Ok(())
+}
+
+fn cron_value(text: &str, names: &[&str], first: u32) -> Result<u32, String> {
+    let lower = text.to_ascii_lowercase();
+    if let Some(index) = names.iter().position(|n| *n == lower) {
+        return Ok(first + index as u32);
+    }
+    if text.is_empty() || text.len() > 9 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{text:?} is not a number"));
+    }
+    text.parse::<u32>().map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// Whether `name` is a time zone of the IANA database, spelt exactly as the API
+/// server looks it up (case matters there, and `Local` is refused).
+pub fn is_iana_time_zone(name: &str) -> bool {
+    if name == "Local" || !TIME_ZONE.is_match(name) {
+        return false;
+    }
+    match jiff::tz::db().get(name) {
+        Ok(zone) => zone.iana_name() == Some(name),
+        Err(_) => false,
+    }
+}
+
+/// The value of a Kubernetes quantity (`500m`, `1.5Gi`, `1e3`) in billionths of its
+/// unit, or `None` when it is not a quantity or is too large for the API server.
+pub fn quantity_nanos(quantity: &str) -> Option<i128> {
+    let (sign, rest) = match quantity.as_bytes().first()? {
+        b'-' => (-1, &quantity[1..]),
+        b'+' => (1, &quantity[1..]),
+        _ => (1, quantity),
+    };
+    let number_end = rest
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(rest.len());
+    let (number, suffix) = rest.split_at(number_end);
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
+        return None;
+    }
+    if whole.len() + fraction.len() > 30 {
+        return None;
+    }
+    let digits: i128 = format!("{whole}{fraction}").parse().ok()?;
+    // value = digits * 10^-fraction_len * factor; computed in nanos.
+    let (numerator, denominator_pow10): (i128, i32) = match suffix {
+        "Ki" => (1 << 10, 0),
+        "Mi" => (1 << 20, 0),
+        "Gi" => (1 << 30, 0),
+        "Ti" => (1 << 40, 0),
+        "Pi" => (1 << 50, 0),
+        "Ei" => (1 << 60, 0),
+        "n" => (1, 9),
+        "u" => (1, 6),
+        "m" => (1, 3),
+        "" => (1, 0),
+        "k" => (1, -3),
+        "M" => (1, -6),
+        "G" => (1, -9),
+        "T" => (1, -12),
+        "P" => (1, -15),
+        "E" => (1, -18),
+        exponent if exponent.starts_with(['e', 'E']) => {
+            let power = &exponent[1..];
+            let digits_only = power.strip_prefix(['+', '-']).unwrap_or(power);
+            if digits_only.is_empty()
+                || digits_only.len() > 2
+                || !digits_only.bytes().all(|b| b.is_ascii_digit())
+            {
+                return None;
+            }
+            (1, -power.parse::<i32>().ok()?)
+        }
+        _ => return None,
+    };
+    // nanos = digits * numerator * 10^(9 - fraction_len - denominator_pow10)
+    let power = 9 - fraction.len() as i32 - denominator_pow10;
+    let scaled = digits.checked_mul(numerator)?;
+    let nanos = if power >= 0 {
+        scaled.checked_mul(10_i128.checked_pow(power as u32)?)?
+    } else {
+        // Below a billionth: the API server rounds up to its smallest unit.
+        let divisor = 10_i128.checked_pow((-power) as u32)?;
+        (scaled + divisor - 1) / divisor
+    };
+    // The API server keeps quantities as 64-bit integers of their smallest unit.
+    if nanos / 1_000_000_000 > i64::MAX as i128 {
+        return None;
+    }
+    Some(sign * nanos)
+}
+
+/// Whether `key` is a qualified name: an optional DNS-subdomain prefix and `/`,
+/// then up to 63 letters, digits, `-`, `_` and `.`, starting and ending
+/// alphanumeric. Annotation keys and extended resource names are qualified names.
+pub fn is_qualified_name(key: &str) -> bool {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if let Some(prefix) = prefix
+        && (prefix.len() > 253 || !DNS_SUBDOMAIN.is_match(prefix))
+    {
+        return false;
+    }
+    name.len() <= 63 && QUALIFIED_NAME.is_match(name)
+}
+
+static QUALIFIED_NAME: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"));
+static ENV_NAME: LazyLock<Regex> = LazyLock::new(|| regex(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"));
+static CONFIG_KEY: LazyLock<Regex> = LazyLock::new(|| regex(r"^[-._a-zA-Z0-9]+$"));
 
 #[cfg(test)]
 mod tests {
