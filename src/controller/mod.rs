@@ -8,6 +8,7 @@ pub mod prune;
 pub mod rbac;
 pub mod reconcile;
 pub mod status;
+pub mod watch_backoff;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,7 @@ use kube::runtime::watcher;
 use crate::api::WebtoonStack;
 use crate::metrics::Metrics;
 use crate::render::meta::MANAGER;
+use watch_backoff::WatchBackoff;
 use crate::{Error, Result};
 
 pub use reconcile::reconcile;
@@ -168,6 +170,7 @@ pub async fn run(client: Client, namespace: Option<String>, metrics: Arc<Metrics
             children.clone(),
         )
         .owns(owned::<NetworkPolicy>(&client, &namespace), children)
+        .trigger_backoff(WatchBackoff::default())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
