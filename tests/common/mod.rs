@@ -12,6 +12,11 @@ pub mod reachability;
 pub mod servers;
 pub mod stub_api_server;
 pub mod test_was;
+mod variants;
+
+// Like every fixture here, used by some test crates only.
+#[allow(unused_imports)]
+pub use variants::VARIANTS;
 
 use std::path::{Path, PathBuf};
 
@@ -19,34 +24,6 @@ use k8s_openapi::api::core::v1::EnvVar;
 use webtoon_operator::api::{ValidatedStack, WebtoonStack};
 use webtoon_operator::manifest::{parse_stacks, validated};
 use webtoon_operator::render::{Children, Credentials};
-
-/// Specs that switch on what the examples leave off.
-pub const VARIANTS: &[&str] = &[
-    r#"
-apiVersion: webtoon.io/v1alpha1
-kind: WebtoonStack
-metadata: {name: phptoon, namespace: webtoon}
-spec:
-  hosts: ["*.phptoon.example"]
-  acceptSinglePointOfFailure: true
-  proxy: {replicas: 1, service: {type: NodePort}, rateLimit: {enabled: false}, cache: {enabled: false}, trustedProxyCIDRs: [10.0.0.0/8]}
-  was: {image: "php:8.3-fpm", port: 9000, protocol: fastcgi, replicas: 1}
-  cache: {persistence: {size: 1Gi}, evictionPolicy: volatile-lru}
-  database: {restore: {from: latest}}
-  storage: {storageClassName: nfs-csi, size: 10Gi}
-  deletionPolicy: Delete
-"#,
-    r#"
-apiVersion: webtoon.io/v1alpha1
-kind: WebtoonStack
-metadata: {name: a23456789012345678901234567890123456, namespace: a2345678901234567890123456789012345678901234567890123456789012}
-spec:
-  hosts: [long.example]
-  proxy: {service: {type: ClusterIP, annotations: {example.com/lb: internal}}}
-  was: {image: "registry.example:5000/team/was@sha256:0000000000000000000000000000000000000000000000000000000000000000"}
-  storage: {nfs: {server: 10.1.2.3, path: /exports/images}}
-"#,
-];
 
 /// The repository root.
 pub fn root() -> PathBuf {
