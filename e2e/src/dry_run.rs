@@ -1,0 +1,182 @@
+//! Server-side dry runs: the API server's admission and validation, with nothing
+//! stored. Children go through server-side apply, as the controller sends them.
+
+use std::fmt::Debug;
+
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use webtoon_operator::api::ValidatedStack;
+use webtoon_operator::render::{Children, Credentials, Observed, render};
+
+use crate::crd::{API_TIMEOUT, FIELD_MANAGER, stacks};
+
+/// The API server's answer to a write, as text: its Status message when it refused.
+pub fn error_text(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Creates the raw WebtoonStack `document` in `namespace` with `dryRun=All`: the
+/// schema and every CEL rule run, nothing is stored.
+pub async fn create_stack(
+    client: &Client,
+    namespace: &str,
+    document: &Value,
+) -> Result<(), String> {
+    let object = serde_json::from_value(document.clone()).map_err(|e| e.to_string())?;
+    let params = PostParams {
+        dry_run: true,
+        field_manager: Some(FIELD_MANAGER.to_string()),
+    };
+    match tokio::time::timeout(
+        API_TIMEOUT,
+        stacks(client, namespace).create(&params, &object),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(error_text(&error)),
+        Err(_) => panic!("dry-run create of a WebtoonStack: no answer within {API_TIMEOUT:?}"),
+    }
+}
+
+/// Passwords of the right shape, so that the credentials Secret is rendered and
+/// checked too; dry runs never store them.
+pub fn fake_credentials() -> Credentials {
+    Credentials {
+        database_root_password: "e2e-root-password-0123456789abcdef".to_string(),
+        database_password: "e2e-app-password-0123456789abcdefgh".to_string(),
+        database_backup_password: "e2e-backup-password-0123456789abcd".to_string(),
+        cache_password: "e2e-cache-password-0123456789abcdef".to_string(),
+    }
+}
+
+/// Every child of `stack`, rendered as the controller would once the credentials
+/// exist, at the start of the first scaling schedule so raised floors are rendered.
+pub fn children(stack: &ValidatedStack) -> Children {
+    let now = stack
+        .spec
+        .scaling
+        .schedules
+        .first()
+        .and_then(|s| s.start.parse::<jiff::Timestamp>().ok());
+    render(
+        stack,
+        &Observed {
+            credentials: Some(fake_credentials()),
+            now,
+        },
+    )
+}
+
+/// Server-side applies every child with `dryRun=All` (cluster-scoped ones
+/// cluster-wide) and returns one line per object the API server refused.
+pub async fn apply_children(client: &Client, namespace: &str, children: &Children) -> Vec<String> {
+    // Destructured without `..` so that a kind added to Children cannot be skipped.
+    let Children {
+        network_policies,
+        secrets,
+        config_maps,
+        persistent_volumes,
+        persistent_volume_claims,
+        services,
+        stateful_sets,
+        cron_jobs,
+        deployments,
+        horizontal_pod_autoscalers,
+        pod_disruption_budgets,
+    } = children;
+    let mut refused = Vec::new();
+    apply_all(
+        Api::namespaced(client.clone(), namespace),
+        network_policies,
+        &mut refused,
+    )
+    .await;
+    apply_all(
+        Api::namespaced(client.clone(), namespace),
+        secrets,
+        &mut refused,
+    )
+    .await;
+    apply_all(
+        Api::namespaced(client.clone(), namespace),
+        config_maps,
+        &mut refused,
+    )
+    .await;
+    apply_all(Api::all(client.clone()), persistent_volumes, &mut refused).await;
+    apply_all(
+        Api::namespaced(client.clone(), namespace),
+        persistent_volume_claims,
+        &mut refused,
+    )
+    .await;
+    apply_all(
+        Api::namespaced(client.clone(), namespace),
+        services,
+        &mut refused,
+    )
+    .await;
+    apply_all(
+        Api::namespaced(client.clone(), namespace),
+        stateful_sets,
+        &mut refused,
+    )
+    .await;
+    apply_all(
+        Api::namespaced(client.clone(), namespace),
+        cron_jobs,
+        &mut refused,
+    )
+    .await;
+    apply_all(
+        Api::namespaced(client.clone(), namespace),
+        deployments,
+        &mut refused,
+    )
+    .await;
+    apply_all(
+        Api::namespaced(client.clone(), namespace),
+        horizontal_pod_autoscalers,
+        &mut refused,
+    )
+    .await;
+    apply_all(
+        Api::namespaced(client.clone(), namespace),
+        pod_disruption_budgets,
+        &mut refused,
+    )
+    .await;
+    refused
+}
+
+async fn apply_all<K>(api: Api<K>, objects: &[K], refused: &mut Vec<String>)
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
+{
+    let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
+    for object in objects {
+        let name = object.meta().name.clone().unwrap_or_default();
+        match tokio::time::timeout(
+            API_TIMEOUT,
+            api.patch(&name, &params, &Patch::Apply(object)),
+        )
+        .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                refused.push(format!("{} {name}: {}", K::kind(&()), error_text(&error)))
+            }
+            Err(_) => panic!(
+                "dry-run apply of {} {name}: no answer within {API_TIMEOUT:?}",
+                K::kind(&())
+            ),
+        }
+    }
+}
