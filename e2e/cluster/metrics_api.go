@@ -50,6 +50,14 @@ func serveMetricsAPI(ctx context.Context, kubeconfig string, port int, cert, key
 		}
 		podMetrics(w, r, client, parts[0], parts[2:])
 	})
+	// The aggregator merges every API's OpenAPI documents into its own; an empty one
+	// keeps it from retrying forever.
+	mux.HandleFunc("/openapi/v2", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, map[string]any{"swagger": "2.0", "info": map[string]any{"title": "metrics", "version": "v1beta1"}, "paths": map[string]any{}})
+	})
+	mux.HandleFunc("/openapi/v3", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, map[string]any{"paths": map[string]any{}})
+	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") })
 	server := &http.Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
