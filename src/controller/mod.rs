@@ -30,8 +30,8 @@ use kube::runtime::watcher;
 use crate::api::WebtoonStack;
 use crate::metrics::Metrics;
 use crate::render::meta::MANAGER;
-use watch_backoff::WatchBackoff;
 use crate::{Error, Result};
+use watch_backoff::WatchBackoff;
 
 pub use reconcile::reconcile;
 
