@@ -17,7 +17,20 @@ use crate::operator::E2E_MANAGER;
 /// How long a stack may take to become Ready on a fresh cluster.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(180);
 
-/// The stack in `examples/<name>.yaml`, moved into `namespace`.
+/// Environment variable naming a WAS image the cluster can pull, such as the demo WAS
+/// loaded into kind; on the local cluster KWOK runs any image, so the examples' own do.
+pub const WAS_IMAGE_ENV: &str = "WEBTOON_E2E_WAS_IMAGE";
+
+/// Environment variable naming a second pullable WAS image, for the rolling update.
+pub const NEXT_WAS_IMAGE_ENV: &str = "WEBTOON_E2E_NEXT_WAS_IMAGE";
+
+/// The image of `variable`, or `default` when it is unset.
+pub fn was_image(variable: &str, default: &str) -> String {
+    std::env::var(variable).unwrap_or_else(|_| default.to_string())
+}
+
+/// The stack in `examples/<name>.yaml`, moved into `namespace`, with the WAS image of
+/// `$WEBTOON_E2E_WAS_IMAGE` when that is set.
 pub fn example(name: &str, namespace: &str) -> WebtoonStack {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../examples")
@@ -29,6 +42,7 @@ pub fn example(name: &str, namespace: &str) -> WebtoonStack {
     assert_eq!(stacks.len(), 1, "{} holds one stack", path.display());
     let mut stack = stacks.remove(0);
     stack.metadata.namespace = Some(namespace.to_string());
+    stack.spec.was.image = was_image(WAS_IMAGE_ENV, &stack.spec.was.image);
     stack
 }
 

@@ -146,7 +146,18 @@ async fn operator_and_api_server_recover(client: Client, namespace: String) {
         (
             "PersistentVolumeClaim",
             count::<PersistentVolumeClaim>(&client, ns, &selector).await,
-            expected.persistent_volume_claims.len(),
+            // The operator's own claims, and one per claim template and replica that
+            // the StatefulSet controller creates with the same labels.
+            expected.persistent_volume_claims.len()
+                + expected
+                    .stateful_sets
+                    .iter()
+                    .filter_map(|s| s.spec.as_ref())
+                    .map(|s| {
+                        s.volume_claim_templates.as_ref().map_or(0, Vec::len)
+                            * usize::try_from(s.replicas.unwrap_or(1)).unwrap_or(0)
+                    })
+                    .sum::<usize>(),
         ),
     ];
     for (kind, found, wanted) in found {

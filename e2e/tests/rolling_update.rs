@@ -18,6 +18,8 @@ use webtoon_e2e::wait;
 
 const LIMIT: Duration = Duration::from_secs(300);
 const REPLICAS: i32 = 3;
+/// The release rolled out, unless `$WEBTOON_E2E_NEXT_WAS_IMAGE` names one the cluster
+/// can pull.
 const NEW_IMAGE: &str = "registry.example/minitoon/was:1.0.1";
 
 fn is_ready(pod: &Pod) -> bool {
@@ -104,8 +106,9 @@ async fn image_change_rolls_without_losing_capacity(client: Client, namespace: S
         }
     });
 
+    let new_image = stack::was_image(stack::NEXT_WAS_IMAGE_ENV, NEW_IMAGE);
     let mut changed = minimal;
-    changed.spec.was.image = NEW_IMAGE.to_string();
+    changed.spec.was.image = new_image.clone();
     stack::apply(&client, &changed).await;
     let rolled = wait::until(
         &deployments,
@@ -120,7 +123,7 @@ async fn image_change_rolls_without_losing_capacity(client: Client, namespace: S
                     .and_then(|s| s.template.spec.as_ref())
                     .and_then(|s| s.containers.first())
                     .and_then(|c| c.image.as_deref())
-                    == Some(NEW_IMAGE);
+                    == Some(new_image.as_str());
                 d.status.as_ref().is_some_and(|s| {
                     on_new_image
                         && s.observed_generation == generation
@@ -165,7 +168,7 @@ async fn image_change_rolls_without_losing_capacity(client: Client, namespace: S
     for pod in serving {
         assert_eq!(
             image(pod),
-            NEW_IMAGE,
+            new_image,
             "pod {} runs the old image",
             pod.name_any()
         );
