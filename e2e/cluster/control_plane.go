@@ -104,6 +104,9 @@ func prepare(dir, kubernetes, etcd, kwok string, controlPlaneOnly bool) (*state,
 				"--audit-policy-file=" + filepath.Join(dir, "audit-policy.yaml"),
 				"--audit-log-path=" + filepath.Join(dir, "audit.log"),
 				"--audit-log-format=json",
+				// One file for the cluster's life: a test that counts requests from a
+				// mark must not lose them to a rotation (the default rotates at 100 MB).
+				"--audit-log-maxsize=100000",
 				"--allow-privileged=false",
 				"--requestheader-client-ca-file=" + p("ca.crt"),
 				"--requestheader-allowed-names=front-proxy-client",
