@@ -78,7 +78,8 @@ func processOf(dir string, c component) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("process %d: %w", pid, err)
 	}
-	if exe != c.Args[0] {
+	// A binary rebuilt while its process runs shows as "PATH (deleted)".
+	if strings.TrimSuffix(exe, " (deleted)") != c.Args[0] {
 		return 0, fmt.Errorf("process %d runs %s, not %s", pid, exe, c.Args[0])
 	}
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
