@@ -25,35 +25,31 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
-};
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::config::Kubeconfig;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, Command};
 use webtoon_e2e::audit::{AUDIT_LOG_ENV, WRITE_VERBS, service_account_user};
-use webtoon_e2e::operator::{E2E_MANAGER, operator_binary};
+use webtoon_e2e::operator::{E2E_MANAGER, Operator, SERVICE_ACCOUNT, Scope};
 use webtoon_e2e::stack;
 use webtoon_operator::api::WebtoonStack;
-use webtoon_operator::controller::rbac;
 use webtoon_operator::controller::reconcile::RESYNC;
+
+/// `webtoon_reconcile_errors_total`, over every kind of error.
+async fn reconcile_errors(operator: &Operator) -> u64 {
+    operator
+        .metric("webtoon_reconcile_errors_total")
+        .await
+        .unwrap_or(0.0) as u64
+}
 
 /// Namespace of the operator's ServiceAccount.
 const OPERATOR_NAMESPACE: &str = "webtoon-system";
-/// Name of the operator's ServiceAccount, ClusterRole and ClusterRoleBinding.
-const OPERATOR_ACCOUNT: &str = "webtoon-operator";
 /// Label on every namespace and stack of the benchmark.
 const BENCH_LABEL: &str = "webtoon.io/bench";
 /// Bound on one API request of the benchmark itself.
@@ -142,298 +138,6 @@ async fn ensure_namespace(client: &Client, name: &str) {
     )
     .await
     .unwrap_or_else(|e| panic!("cannot create namespace {name}: {e}"));
-}
-
-// ---------------------------------------------------------------------------
-// The operator, cluster-wide. `webtoon_e2e::operator::Operator` always runs with
-// `--namespace`; this is its cluster-wide twin, with the same account, role and
-// token mechanics.
-
-struct ClusterOperator {
-    child: Child,
-    dir: PathBuf,
-    log: PathBuf,
-    metrics_port: u16,
-}
-
-impl ClusterOperator {
-    async fn start(client: &Client) -> ClusterOperator {
-        ensure_namespace(client, OPERATOR_NAMESPACE).await;
-        let params = PatchParams::apply(E2E_MANAGER).force();
-        let account: ServiceAccount = from_json(serde_json::json!({
-            "apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": {"name": OPERATOR_ACCOUNT, "namespace": OPERATOR_NAMESPACE},
-        }));
-        Api::<ServiceAccount>::namespaced(client.clone(), OPERATOR_NAMESPACE)
-            .patch(OPERATOR_ACCOUNT, &params, &Patch::Apply(&account))
-            .await
-            .unwrap_or_else(|e| panic!("cannot create ServiceAccount: {e}"));
-        // Exactly what `webtoon-operator rbac` prints.
-        let mut role: ClusterRole = rbac::cluster_role();
-        role.metadata.name = Some(OPERATOR_ACCOUNT.to_string());
-        Api::<ClusterRole>::all(client.clone())
-            .patch(OPERATOR_ACCOUNT, &params, &Patch::Apply(&role))
-            .await
-            .unwrap_or_else(|e| panic!("cannot apply the generated ClusterRole: {e}"));
-        let binding: ClusterRoleBinding = from_json(serde_json::json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": {"name": OPERATOR_ACCOUNT},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": OPERATOR_ACCOUNT},
-            "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_ACCOUNT, "namespace": OPERATOR_NAMESPACE}],
-        }));
-        Api::<ClusterRoleBinding>::all(client.clone())
-            .patch(OPERATOR_ACCOUNT, &params, &Patch::Apply(&binding))
-            .await
-            .unwrap_or_else(|e| panic!("cannot apply the ClusterRoleBinding: {e}"));
-        wait_until_granted(client).await;
-
-        let token = token(client).await;
-        let dir = std::env::temp_dir().join(format!("webtoon-scale-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-        let kubeconfig = dir.join("kubeconfig");
-        write_kubeconfig(&kubeconfig, &token);
-        let log = dir.join("operator.log");
-        let out = std::fs::File::create(&log)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
-        let err = out.try_clone().expect("a second handle on the log");
-        let metrics_port = free_port();
-        let binary = operator_binary();
-        let child = Command::new(&binary)
-            .args(["run", "--metrics-address"])
-            .arg(format!("127.0.0.1:{metrics_port}"))
-            .env("KUBECONFIG", &kubeconfig)
-            .env(
-                "RUST_LOG",
-                std::env::var("WEBTOON_E2E_OPERATOR_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let mut operator = ClusterOperator {
-            child,
-            dir,
-            log,
-            metrics_port,
-        };
-        operator.wait_until_watching().await;
-        operator
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id().expect("the operator is running")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn assert_alive(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!(
-                "the operator exited with {status}; its log:\n{}",
-                self.log()
-            );
-        }
-    }
-
-    async fn wait_until_watching(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut ticks = tokio::time::interval(Duration::from_millis(100));
-        loop {
-            ticks.tick().await;
-            self.assert_alive();
-            if let Some((200, _)) = http_get(self.metrics_port, "/readyz").await {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the operator did not become ready within 60 s; its log:\n{}",
-                self.log()
-            );
-        }
-    }
-
-    /// One sample of a counter of /metrics (summed over its labels).
-    async fn metric(&self, name: &str) -> Option<f64> {
-        let (code, body) = http_get(self.metrics_port, "/metrics").await?;
-        if code != 200 {
-            return None;
-        }
-        let mut sum = None;
-        for line in body.lines() {
-            let Some(rest) = line.strip_prefix(name) else {
-                continue;
-            };
-            if !(rest.starts_with(' ') || rest.starts_with('{')) {
-                continue;
-            }
-            if let Some(value) = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
-                *sum.get_or_insert(0.0) += value;
-            }
-        }
-        sum
-    }
-
-    async fn reconciles(&self) -> u64 {
-        self.metric("webtoon_reconciles_total").await.unwrap_or(0.0) as u64
-    }
-
-    async fn reconcile_errors(&self) -> u64 {
-        self.metric("webtoon_reconcile_errors_total")
-            .await
-            .unwrap_or(0.0) as u64
-    }
-}
-
-impl Drop for ClusterOperator {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-        if std::thread::panicking() {
-            eprintln!("operator log ({}) kept", self.log.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-/// Waits until a SubjectAccessReview grants the account every permission of the
-/// ClusterRole in every namespace: the authorizer learns bindings from its own watch.
-async fn wait_until_granted(client: &Client) {
-    let reviews: Api<SubjectAccessReview> = Api::all(client.clone());
-    let user = service_account_user(OPERATOR_NAMESPACE, OPERATOR_ACCOUNT);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut ticks = tokio::time::interval(Duration::from_millis(200));
-    for permission in rbac::PERMISSIONS {
-        let (resource, subresource) = match permission.resource.split_once('/') {
-            Some((r, s)) => (r, Some(s.to_string())),
-            None => (permission.resource, None),
-        };
-        for verb in permission.verbs {
-            loop {
-                ticks.tick().await;
-                let review = SubjectAccessReview {
-                    spec: SubjectAccessReviewSpec {
-                        user: Some(user.clone()),
-                        groups: Some(vec![
-                            "system:serviceaccounts".into(),
-                            format!("system:serviceaccounts:{OPERATOR_NAMESPACE}"),
-                            "system:authenticated".into(),
-                        ]),
-                        resource_attributes: Some(ResourceAttributes {
-                            group: Some(permission.group.to_string()),
-                            resource: Some(resource.to_string()),
-                            subresource: subresource.clone(),
-                            verb: Some(verb.to_string()),
-                            namespace: None,
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                };
-                let allowed = reviews
-                    .create(&PostParams::default(), &review)
-                    .await
-                    .ok()
-                    .and_then(|r| r.status)
-                    .is_some_and(|s| s.allowed);
-                if allowed {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "{user} was not granted {verb} on {} within 30 s of binding the ClusterRole",
-                    permission.resource
-                );
-            }
-        }
-    }
-}
-
-async fn token(client: &Client) -> String {
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: Vec::new(),
-            // Longer than the longest run (ready timeout plus the steady window).
-            expiration_seconds: Some(4 * 3600),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let issued = accounts
-        .create_token_request(OPERATOR_ACCOUNT, &PostParams::default(), &request)
-        .await
-        .unwrap_or_else(|e| panic!("cannot get a token for {OPERATOR_ACCOUNT}: {e}"));
-    match issued.status {
-        Some(status) if !status.token.is_empty() => status.token,
-        _ => panic!("the TokenRequest for {OPERATOR_ACCOUNT} returned no token"),
-    }
-}
-
-/// A kubeconfig with the admin kubeconfig's current cluster and the account's token.
-fn write_kubeconfig(path: &Path, token: &str) {
-    let admin = Kubeconfig::read()
-        .unwrap_or_else(|e| panic!("cannot read the admin kubeconfig from $KUBECONFIG: {e}"));
-    let context_name = admin
-        .current_context
-        .clone()
-        .expect("the admin kubeconfig names a current context");
-    let context = admin
-        .contexts
-        .iter()
-        .find(|c| c.name == context_name)
-        .and_then(|c| c.context.clone())
-        .unwrap_or_else(|| panic!("the admin kubeconfig has no context {context_name}"));
-    let cluster = admin
-        .clusters
-        .iter()
-        .find(|c| c.name == context.cluster)
-        .and_then(|c| c.cluster.clone())
-        .unwrap_or_else(|| panic!("the admin kubeconfig has no cluster {}", context.cluster));
-    let config = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "bench", "cluster": cluster}],
-        "users": [{"name": OPERATOR_ACCOUNT, "user": {"token": token}}],
-        "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": OPERATOR_ACCOUNT}}],
-        "current-context": "bench",
-    });
-    let text = serde_json::to_string_pretty(&config).expect("a kubeconfig as JSON");
-    std::fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port on 127.0.0.1: {e}"))
-}
-
-async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let work = async {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()?;
-        stream
-            .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
-            .await
-            .ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.ok()?;
-        let code = response.split_whitespace().nth(1)?.parse().ok()?;
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())?;
-        Some((code, body))
-    };
-    tokio::time::timeout(Duration::from_secs(5), work)
-        .await
-        .ok()?
 }
 
 // ---------------------------------------------------------------------------
@@ -771,7 +475,7 @@ async fn main() {
     let n = options.stacks;
     let client = webtoon_e2e::client().await;
     let audit = Audit::from_env();
-    let user = service_account_user(OPERATOR_NAMESPACE, OPERATOR_ACCOUNT);
+    let user = service_account_user(OPERATOR_NAMESPACE, SERVICE_ACCOUNT);
 
     eprintln!("[scale] installing the CRD");
     bounded(
@@ -805,13 +509,14 @@ async fn main() {
 
     let operator_mark = audit.mark();
     eprintln!("[scale] starting one operator for every namespace");
+    ensure_namespace(&client, OPERATOR_NAMESPACE).await;
     let mut operator = bounded(
         "starting the operator",
         SETUP_TIMEOUT,
-        ClusterOperator::start(&client),
+        Operator::start(&client, OPERATOR_NAMESPACE, Scope::AllNamespaces),
     )
     .await;
-    let pid = operator.pid();
+    let pid = operator.pid().expect("the operator runs");
     let idle_rss = proc_status_kib(pid, "VmRSS");
 
     let ready: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
@@ -889,8 +594,8 @@ async fn main() {
     let ready_cpu = proc_cpu_seconds(pid) - cpu_before;
     let ready_hwm = proc_status_kib(pid, "VmHWM");
     let ready_rss = proc_status_kib(pid, "VmRSS");
-    let ready_reconciles = operator.reconciles().await;
-    let ready_errors = operator.reconcile_errors().await;
+    let ready_reconciles = operator.reconciles().await.unwrap_or(0);
+    let ready_errors = reconcile_errors(&operator).await;
     let mut per_stack: Vec<Duration> = {
         let ready = ready.lock().expect("the ready map");
         created
@@ -917,16 +622,23 @@ async fn main() {
             "[scale] steady {:.0?}/{:?}: {} reconciles since Ready, operator RSS {:.1} MiB",
             steady_start.elapsed(),
             options.steady,
-            operator.reconciles().await.saturating_sub(ready_reconciles),
+            operator
+                .reconciles()
+                .await
+                .unwrap_or(0)
+                .saturating_sub(ready_reconciles),
             mib(proc_status_kib(pid, "VmRSS"))
         );
     }
     let end_mark = audit.mark();
     let steady_elapsed = steady_start.elapsed();
     let steady_cpu = proc_cpu_seconds(pid) - steady_cpu_before;
-    let steady_reconciles = operator.reconciles().await.saturating_sub(ready_reconciles);
-    let steady_errors = operator
-        .reconcile_errors()
+    let steady_reconciles = operator
+        .reconciles()
+        .await
+        .unwrap_or(0)
+        .saturating_sub(ready_reconciles);
+    let steady_errors = reconcile_errors(&operator)
         .await
         .saturating_sub(ready_errors);
     let end_hwm = proc_status_kib(pid, "VmHWM");

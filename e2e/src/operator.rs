@@ -38,6 +38,9 @@ pub use crate::crd::FIELD_MANAGER as E2E_MANAGER;
 pub enum Scope {
     /// `webtoon-operator rbac`: the ClusterRole, bound by a ClusterRoleBinding.
     ClusterRole,
+    /// The ClusterRole, with `run` watching every namespace rather than the account's
+    /// own: the operator as a cluster installs it (the scale benchmark).
+    AllNamespaces,
     /// `webtoon-operator rbac --namespace NS`: a Role in the scenario namespace.
     NamespaceRole,
 }
@@ -45,6 +48,7 @@ pub enum Scope {
 /// A running operator; killed when dropped.
 pub struct Operator {
     namespace: String,
+    scope: Scope,
     user: String,
     binary: PathBuf,
     dir: PathBuf,
@@ -78,9 +82,10 @@ fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
 }
 
 impl Operator {
-    /// Creates the ServiceAccount, applies and binds the generated role, writes a
-    /// kubeconfig with a token of that account, and starts `webtoon-operator run
-    /// --namespace NAMESPACE` with it, waiting until it watches.
+    /// Creates the ServiceAccount in `namespace`, applies and binds the generated
+    /// role, writes a kubeconfig with a token of that account, and starts
+    /// `webtoon-operator run --namespace NAMESPACE` with it (without `--namespace`
+    /// under [`Scope::AllNamespaces`]), waiting until it watches.
     pub async fn start(client: &Client, namespace: &str, scope: Scope) -> Operator {
         let binary = operator_binary();
         // The audit log is optional here so that scenarios that do not need it can
@@ -99,6 +104,7 @@ impl Operator {
         let log = dir.join("operator.log");
         let mut operator = Operator {
             namespace: namespace.to_string(),
+            scope,
             user,
             binary,
             dir,
@@ -129,6 +135,11 @@ impl Operator {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
     /// The port of its /metrics, /healthz and /readyz server.
     pub fn metrics_port(&self) -> u16 {
         self.metrics_port
@@ -144,8 +155,13 @@ impl Operator {
         let stderr = log
             .try_clone()
             .unwrap_or_else(|e| panic!("cannot share {}: {e}", self.log.display()));
-        let child = Command::new(&self.binary)
-            .args(["run", "--namespace", &self.namespace, "--metrics-address"])
+        let mut command = Command::new(&self.binary);
+        command.arg("run");
+        if self.scope != Scope::AllNamespaces {
+            command.args(["--namespace", &self.namespace]);
+        }
+        let child = command
+            .arg("--metrics-address")
             .arg(format!("127.0.0.1:{}", self.metrics_port))
             .env("KUBECONFIG", &self.kubeconfig)
             .env(
@@ -169,14 +185,7 @@ impl Operator {
         let mut ticks = tokio::time::interval(Duration::from_millis(100));
         loop {
             ticks.tick().await;
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!(
-                    "the operator exited with {status} before it watched; its log:\n{}",
-                    self.log()
-                );
-            }
+            self.assert_alive();
             if let Some((200, _)) = http_get(self.metrics_port, "/readyz").await {
                 return;
             }
@@ -186,6 +195,18 @@ impl Operator {
                     self.log()
                 );
             }
+        }
+    }
+
+    /// Panics with the operator's log when its process has exited.
+    pub fn assert_alive(&mut self) {
+        if let Some(child) = self.child.as_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            panic!(
+                "the operator exited with {status}; its log:\n{}",
+                self.log()
+            );
         }
     }
 
@@ -205,15 +226,32 @@ impl Operator {
         self.spawn().await;
     }
 
-    /// `webtoon_reconciles_total`, or `None` when the metrics cannot be read.
-    pub async fn reconciles(&self) -> Option<u64> {
+    /// One sample of a metric of /metrics, summed over its labels, or `None` when the
+    /// metrics cannot be read or do not hold it.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
         let (code, body) = http_get(self.metrics_port, "/metrics").await?;
         if code != 200 {
             return None;
         }
-        body.lines()
-            .find_map(|line| line.strip_prefix("webtoon_reconciles_total "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
+        let mut sum = None;
+        for line in body.lines() {
+            let Some(rest) = line.strip_prefix(name) else {
+                continue;
+            };
+            if !(rest.starts_with(' ') || rest.starts_with('{')) {
+                continue;
+            }
+            if let Some(value) = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
+                *sum.get_or_insert(0.0) += value;
+            }
+        }
+        sum
+    }
+
+    /// `webtoon_reconciles_total`, or `None` when the metrics cannot be read.
+    pub async fn reconciles(&self) -> Option<u64> {
+        self.metric("webtoon_reconciles_total")
+            .await
             .map(|v| v as u64)
     }
 
@@ -326,7 +364,7 @@ async fn grant(client: &Client, namespace: &str, scope: Scope) {
         "kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": namespace,
     }]);
     match scope {
-        Scope::ClusterRole => {
+        Scope::ClusterRole | Scope::AllNamespaces => {
             // Cluster-scoped, so the namespace's deletion would not remove them: the
             // namespace owns them and the garbage collector does.
             let ns = Api::<Namespace>::all(client.clone())
@@ -432,7 +470,10 @@ async fn wait_until_granted(client: &Client, namespace: &str, scope: Scope) {
                             resource: Some(resource.to_string()),
                             subresource: subresource.clone(),
                             verb: Some(verb.to_string()),
-                            namespace: (!permission.cluster_scoped).then(|| namespace.to_string()),
+                            // Under AllNamespaces every namespace: the empty namespace.
+                            namespace: (!permission.cluster_scoped
+                                && scope != Scope::AllNamespaces)
+                                .then(|| namespace.to_string()),
                             ..Default::default()
                         }),
                         ..Default::default()
@@ -464,7 +505,8 @@ async fn token(client: &Client, namespace: &str) -> String {
     let request = TokenRequest {
         spec: TokenRequestSpec {
             audiences: Vec::new(),
-            expiration_seconds: Some(3600),
+            // Longer than the longest scenario or benchmark run.
+            expiration_seconds: Some(4 * 3600),
             ..Default::default()
         },
         ..Default::default()

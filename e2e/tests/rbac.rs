@@ -22,7 +22,7 @@ async fn production_ready_without_403(client: Client, namespace: String, scope: 
     let mark = operator.started().expect("the audit log is configured");
     let production = stack::example("production", &namespace);
     let production = match scope {
-        Scope::ClusterRole => production,
+        Scope::ClusterRole | Scope::AllNamespaces => production,
         // A Role cannot grant the cluster-scoped NFS volume (README, "Security").
         Scope::NamespaceRole => stack::without_nfs(production),
     };
