@@ -1,12 +1,8 @@
 //! Server-side dry runs: the API server's admission and validation, with nothing
 //! stored. Children go through server-side apply, as the controller sends them.
 
-use std::fmt::Debug;
-
-use kube::api::{Patch, PatchParams, PostParams};
-use kube::{Api, Client, Resource};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
 use serde_json::Value;
 use webtoon_operator::api::ValidatedStack;
 use webtoon_operator::render::{Children, Credentials, Observed, render};
@@ -74,109 +70,42 @@ pub fn children(stack: &ValidatedStack) -> Children {
     )
 }
 
-/// Server-side applies every child with `dryRun=All` (cluster-scoped ones
-/// cluster-wide) and returns one line per object the API server refused.
+/// Server-side applies every child with `dryRun=All`, in the order the controller
+/// applies them (`Children::to_documents`; cluster-scoped ones cluster-wide), and
+/// returns one line per object the API server refused.
 pub async fn apply_children(client: &Client, namespace: &str, children: &Children) -> Vec<String> {
-    // Destructured without `..` so that a kind added to Children cannot be skipped.
-    let Children {
-        network_policies,
-        secrets,
-        config_maps,
-        persistent_volumes,
-        persistent_volume_claims,
-        services,
-        stateful_sets,
-        cron_jobs,
-        deployments,
-        horizontal_pod_autoscalers,
-        pod_disruption_budgets,
-    } = children;
-    let mut refused = Vec::new();
-    apply_all(
-        Api::namespaced(client.clone(), namespace),
-        network_policies,
-        &mut refused,
-    )
-    .await;
-    apply_all(
-        Api::namespaced(client.clone(), namespace),
-        secrets,
-        &mut refused,
-    )
-    .await;
-    apply_all(
-        Api::namespaced(client.clone(), namespace),
-        config_maps,
-        &mut refused,
-    )
-    .await;
-    apply_all(Api::all(client.clone()), persistent_volumes, &mut refused).await;
-    apply_all(
-        Api::namespaced(client.clone(), namespace),
-        persistent_volume_claims,
-        &mut refused,
-    )
-    .await;
-    apply_all(
-        Api::namespaced(client.clone(), namespace),
-        services,
-        &mut refused,
-    )
-    .await;
-    apply_all(
-        Api::namespaced(client.clone(), namespace),
-        stateful_sets,
-        &mut refused,
-    )
-    .await;
-    apply_all(
-        Api::namespaced(client.clone(), namespace),
-        cron_jobs,
-        &mut refused,
-    )
-    .await;
-    apply_all(
-        Api::namespaced(client.clone(), namespace),
-        deployments,
-        &mut refused,
-    )
-    .await;
-    apply_all(
-        Api::namespaced(client.clone(), namespace),
-        horizontal_pod_autoscalers,
-        &mut refused,
-    )
-    .await;
-    apply_all(
-        Api::namespaced(client.clone(), namespace),
-        pod_disruption_budgets,
-        &mut refused,
-    )
-    .await;
-    refused
-}
-
-async fn apply_all<K>(api: Api<K>, objects: &[K], refused: &mut Vec<String>)
-where
-    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
-{
+    let documents = children
+        .to_documents()
+        .unwrap_or_else(|e| panic!("the children do not serialise: {e}"));
     let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
-    for object in objects {
-        let name = object.meta().name.clone().unwrap_or_default();
+    let mut refused = Vec::new();
+    for document in documents {
+        let object: DynamicObject = serde_json::from_value(document)
+            .unwrap_or_else(|e| panic!("a rendered child is no Kubernetes object: {e}"));
+        let types = object
+            .types
+            .clone()
+            .unwrap_or_else(|| panic!("a rendered child has no apiVersion and kind"));
+        let kind = types.kind.clone();
+        let gvk = GroupVersionKind::try_from(&types)
+            .unwrap_or_else(|e| panic!("a rendered {kind} has a malformed apiVersion: {e}"));
+        let resource = ApiResource::from_gvk(&gvk);
+        let api: Api<DynamicObject> = if object.metadata.namespace.is_some() {
+            Api::namespaced_with(client.clone(), namespace, &resource)
+        } else {
+            Api::all_with(client.clone(), &resource)
+        };
+        let name = object.name_any();
         match tokio::time::timeout(
             API_TIMEOUT,
-            api.patch(&name, &params, &Patch::Apply(object)),
+            api.patch(&name, &params, &Patch::Apply(&object)),
         )
         .await
         {
             Ok(Ok(_)) => {}
-            Ok(Err(error)) => {
-                refused.push(format!("{} {name}: {}", K::kind(&()), error_text(&error)))
-            }
-            Err(_) => panic!(
-                "dry-run apply of {} {name}: no answer within {API_TIMEOUT:?}",
-                K::kind(&())
-            ),
+            Ok(Err(error)) => refused.push(format!("{kind} {name}: {}", error_text(&error))),
+            Err(_) => panic!("dry-run apply of {kind} {name}: no answer within {API_TIMEOUT:?}"),
         }
     }
+    refused
 }
