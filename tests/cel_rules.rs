@@ -8,22 +8,10 @@ use std::collections::BTreeSet;
 #[path = "common/cel_cases.rs"]
 mod cel_cases;
 
-use cel_cases::{Case, base, cases, rules};
+use cel_cases::{Case, base, cases, crd_schema as schema, rules};
 use kube_cel::Validator;
 use serde_json::Value;
 use webtoon_operator::api::{WebtoonStack, validate};
-
-fn schema() -> Value {
-    let crd = webtoon_operator::api::crd();
-    serde_json::to_value(
-        crd.spec.versions[0]
-            .schema
-            .as_ref()
-            .and_then(|s| s.open_api_v3_schema.as_ref())
-            .expect("openAPIV3Schema"),
-    )
-    .expect("schema serializes")
-}
 
 fn all_rules() -> Vec<(String, String, String)> {
     rules(&schema())

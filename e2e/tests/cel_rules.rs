@@ -9,26 +9,13 @@ mod cel_cases;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use cel_cases::{base, cases, rule_for, rules};
-use serde_json::Value;
+use cel_cases::{base, cases, crd_schema as schema, rule_for, rules};
 use webtoon_e2e::crd::ensure_crd;
 use webtoon_e2e::dry_run::create_stack;
 use webtoon_e2e::examples::in_namespace;
 use webtoon_e2e::namespace::with_namespace;
 
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn schema() -> Value {
-    let crd = webtoon_operator::api::crd();
-    serde_json::to_value(
-        crd.spec.versions[0]
-            .schema
-            .as_ref()
-            .and_then(|s| s.open_api_v3_schema.as_ref())
-            .expect("the CRD has a schema"),
-    )
-    .expect("the schema serializes")
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_api_server_enforces_every_cel_rule_with_its_message() {

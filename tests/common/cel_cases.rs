@@ -228,6 +228,19 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
+/// The OpenAPI schema of the generated CRD, where its rules live.
+pub fn crd_schema() -> Value {
+    let crd = webtoon_operator::api::crd();
+    serde_json::to_value(
+        crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .expect("the CRD has a schema"),
+    )
+    .expect("the schema serializes")
+}
+
 /// Every (path, rule, message) in an OpenAPI schema.
 pub fn rules(schema: &Value) -> Vec<(String, String, String)> {
     let mut found = Vec::new();
