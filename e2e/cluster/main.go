@@ -102,24 +102,32 @@ func (s *state) save(dir string) error {
 	return os.WriteFile(filepath.Join(dir, "state.json"), raw, 0o600)
 }
 
-func dirFlag(fs *flag.FlagSet) *string {
-	return fs.String("dir", ".cluster", "directory that holds the cluster's data, logs and kubeconfig")
+// parseInDir adds --dir to the command's flags, parses args, and returns the
+// cluster's directory as an absolute path.
+func parseInDir(fs *flag.FlagSet, args []string) (string, error) {
+	dir := fs.String("dir", ".cluster", "directory that holds the cluster's data, logs and kubeconfig")
+	_ = fs.Parse(args)
+	return filepath.Abs(*dir)
 }
 
-func absDir(dir string) (string, error) {
-	return filepath.Abs(dir)
+// parseCluster is parseInDir for a cluster that `up` started, with its state.
+func parseCluster(fs *flag.FlagSet, args []string) (string, *state, error) {
+	dir, err := parseInDir(fs, args)
+	if err != nil {
+		return "", nil, err
+	}
+	s, err := loadState(dir)
+	return dir, s, err
 }
 
 func up(args []string) error {
 	fs := flag.NewFlagSet("up", flag.ExitOnError)
-	dirArg := dirFlag(fs)
 	kubernetes := fs.String("kubernetes", "", "directory with kube-apiserver, kube-controller-manager, kube-scheduler")
 	etcd := fs.String("etcd", "", "path of the etcd binary")
 	kwok := fs.String("kwok", "", "path of the kwok binary")
 	nodes := fs.Int("nodes", 3, "number of KWOK nodes, spread over as many zones")
 	controlPlaneOnly := fs.Bool("control-plane-only", false, "start etcd and kube-apiserver only: no controllers, scheduler or nodes")
-	_ = fs.Parse(args)
-	dir, err := absDir(*dirArg)
+	dir, err := parseInDir(fs, args)
 	if err != nil {
 		return err
 	}
@@ -186,14 +194,7 @@ func stopAll(dir string, s *state) {
 }
 
 func down(args []string) error {
-	fs := flag.NewFlagSet("down", flag.ExitOnError)
-	dirArg := dirFlag(fs)
-	_ = fs.Parse(args)
-	dir, err := absDir(*dirArg)
-	if err != nil {
-		return err
-	}
-	s, err := loadState(dir)
+	dir, s, err := parseCluster(flag.NewFlagSet("down", flag.ExitOnError), args)
 	if err != nil {
 		if _, statErr := os.Stat(dir); statErr != nil {
 			return nil
@@ -205,14 +206,7 @@ func down(args []string) error {
 }
 
 func status(args []string) error {
-	fs := flag.NewFlagSet("status", flag.ExitOnError)
-	dirArg := dirFlag(fs)
-	_ = fs.Parse(args)
-	dir, err := absDir(*dirArg)
-	if err != nil {
-		return err
-	}
-	s, err := loadState(dir)
+	dir, s, err := parseCluster(flag.NewFlagSet("status", flag.ExitOnError), args)
 	if err != nil {
 		return err
 	}
@@ -234,18 +228,12 @@ func status(args []string) error {
 
 func restart(args []string) error {
 	fs := flag.NewFlagSet("restart", flag.ExitOnError)
-	dirArg := dirFlag(fs)
-	_ = fs.Parse(args)
+	dir, s, err := parseCluster(fs, args)
+	if err != nil {
+		return err
+	}
 	if fs.NArg() != 1 {
 		return errors.New("name one component, such as kube-apiserver")
-	}
-	dir, err := absDir(*dirArg)
-	if err != nil {
-		return err
-	}
-	s, err := loadState(dir)
-	if err != nil {
-		return err
 	}
 	for _, c := range s.Components {
 		if c.Name == fs.Arg(0) {
@@ -263,23 +251,17 @@ func restart(args []string) error {
 // quickstart), so that status shows it and down stops it.
 func attach(args []string) error {
 	fs := flag.NewFlagSet("attach", flag.ExitOnError)
-	dirArg := dirFlag(fs)
 	var env []string
 	fs.Func("env", "KEY=VALUE added to the process's environment (repeatable)", func(v string) error {
 		env = append(env, v)
 		return nil
 	})
-	_ = fs.Parse(args)
+	dir, s, err := parseCluster(fs, args)
+	if err != nil {
+		return err
+	}
 	if fs.NArg() < 2 {
 		return errors.New("usage: attach NAME -- COMMAND [ARGS...]")
-	}
-	dir, err := absDir(*dirArg)
-	if err != nil {
-		return err
-	}
-	s, err := loadState(dir)
-	if err != nil {
-		return err
 	}
 	command := fs.Args()[1:]
 	if command[0] == "--" {
