@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::time::Duration;
 
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::Namespace;
@@ -45,4 +46,22 @@ where
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
+}
+
+/// [`with_namespace`], failing the scenario when it runs longer than `limit`, so that
+/// no scenario can hang the suite.
+pub async fn within_namespace<F, Fut>(prefix: &str, limit: Duration, scenario: F)
+where
+    F: FnOnce(Client, String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    with_namespace(prefix, |client, namespace| async move {
+        if tokio::time::timeout(limit, scenario(client, namespace))
+            .await
+            .is_err()
+        {
+            panic!("the scenario did not finish within {limit:?}");
+        }
+    })
+    .await;
 }

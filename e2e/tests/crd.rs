@@ -12,7 +12,7 @@ use webtoon_e2e::crd::{FIELD_MANAGER, ensure_crd, rules_with_server_paths, stack
 use webtoon_e2e::dry_run::{create_stack, error_text};
 use webtoon_e2e::examples::{documents, example_files, in_namespace};
 use webtoon_e2e::kubectl::kubectl;
-use webtoon_e2e::namespace::with_namespace;
+use webtoon_e2e::namespace::within_namespace;
 
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -106,84 +106,76 @@ async fn kubectl_explain_prints_our_field_docs() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_get_shows_the_printer_columns() {
-    with_namespace("crd-columns", |client, ns| async move {
-        bounded(async {
-            ensure_crd(&client).await;
-            let minimal = example_files()
-                .into_iter()
-                .find(|f| f.ends_with("minimal.yaml"))
-                .expect("examples/minimal.yaml exists");
-            let text = std::fs::read_to_string(&minimal).expect("minimal.yaml is readable");
-            let document = documents("minimal.yaml", &text)
-                .into_iter()
-                .next()
-                .expect("minimal.yaml holds a stack");
-            let object = serde_json::from_value(in_namespace(document, &ns))
-                .expect("a WebtoonStack document is a dynamic object");
-            let params = PostParams {
-                field_manager: Some(FIELD_MANAGER.to_string()),
-                ..PostParams::default()
-            };
-            stacks(&client, &ns)
-                .create(&params, &object)
-                .await
-                .unwrap_or_else(|error| panic!("minimal.yaml is stored: {}", error_text(&error)));
+    within_namespace("crd-columns", SCENARIO_TIMEOUT, |client, ns| async move {
+        ensure_crd(&client).await;
+        let minimal = example_files()
+            .into_iter()
+            .find(|f| f.ends_with("minimal.yaml"))
+            .expect("examples/minimal.yaml exists");
+        let text = std::fs::read_to_string(&minimal).expect("minimal.yaml is readable");
+        let document = documents("minimal.yaml", &text)
+            .into_iter()
+            .next()
+            .expect("minimal.yaml holds a stack");
+        let object = serde_json::from_value(in_namespace(document, &ns))
+            .expect("a WebtoonStack document is a dynamic object");
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..PostParams::default()
+        };
+        stacks(&client, &ns)
+            .create(&params, &object)
+            .await
+            .unwrap_or_else(|error| panic!("minimal.yaml is stored: {}", error_text(&error)));
 
-            let output = kubectl(&["get", "wts", "-n", &ns]).await;
-            assert!(output.success, "kubectl get wts failed: {}", output.stderr);
-            let header: Vec<&str> = output
-                .stdout
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .split_whitespace()
-                .collect();
-            let mut expected = vec!["NAME".to_string()];
-            expected.extend(
-                webtoon_operator::api::crd().spec.versions[0]
-                    .additional_printer_columns
-                    .iter()
-                    .flatten()
-                    .map(|c| c.name.to_uppercase()),
-            );
-            assert_eq!(
-                header, expected,
-                "kubectl get wts -n {ns}:\n{}",
-                output.stdout
-            );
-        })
-        .await;
+        let output = kubectl(&["get", "wts", "-n", &ns]).await;
+        assert!(output.success, "kubectl get wts failed: {}", output.stderr);
+        let header: Vec<&str> = output
+            .stdout
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        let mut expected = vec!["NAME".to_string()];
+        expected.extend(
+            webtoon_operator::api::crd().spec.versions[0]
+                .additional_printer_columns
+                .iter()
+                .flatten()
+                .map(|c| c.name.to_uppercase()),
+        );
+        assert_eq!(
+            header, expected,
+            "kubectl get wts -n {ns}:\n{}",
+            output.stdout
+        );
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_example_is_accepted_by_the_api_server() {
-    with_namespace("crd-examples", |client, ns| async move {
-        bounded(async {
-            ensure_crd(&client).await;
-            let mut refused = Vec::new();
-            for file in example_files() {
-                let text = std::fs::read_to_string(&file).expect("example is readable");
-                let source = file.display().to_string();
-                for document in documents(&source, &text) {
-                    if document["kind"] != "WebtoonStack" {
-                        continue;
-                    }
-                    if let Err(error) =
-                        create_stack(&client, &ns, &in_namespace(document, &ns)).await
-                    {
-                        refused.push(format!("{source}: {error}"));
-                    }
+    within_namespace("crd-examples", SCENARIO_TIMEOUT, |client, ns| async move {
+        ensure_crd(&client).await;
+        let mut refused = Vec::new();
+        for file in example_files() {
+            let text = std::fs::read_to_string(&file).expect("example is readable");
+            let source = file.display().to_string();
+            for document in documents(&source, &text) {
+                if document["kind"] != "WebtoonStack" {
+                    continue;
+                }
+                if let Err(error) = create_stack(&client, &ns, &in_namespace(document, &ns)).await {
+                    refused.push(format!("{source}: {error}"));
                 }
             }
-            assert!(
-                refused.is_empty(),
-                "the API server refused examples:\n{}",
-                refused.join("\n")
-            );
-        })
-        .await;
+        }
+        assert!(
+            refused.is_empty(),
+            "the API server refused examples:\n{}",
+            refused.join("\n")
+        );
     })
     .await;
 }

@@ -8,7 +8,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use webtoon_e2e::audit::AuditLog;
 use webtoon_e2e::crd::ensure_crd;
-use webtoon_e2e::namespace::with_namespace;
+use webtoon_e2e::namespace::within_namespace;
 use webtoon_e2e::operator::{Operator, Scope};
 use webtoon_e2e::stack::{self, NfsVolumeCleanup};
 use webtoon_e2e::wait;
@@ -234,20 +234,16 @@ async fn autoscaled_replicas_are_not_fought(client: Client, namespace: String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hand_edit_of_a_managed_field_is_put_back() {
-    with_namespace("drift-edit", |client, namespace| async move {
-        tokio::time::timeout(LIMIT, hand_edit_is_put_back(client, namespace))
-            .await
-            .expect("the scenario finished in time");
+    within_namespace("drift-edit", LIMIT, |client, namespace| {
+        hand_edit_is_put_back(client, namespace)
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replicas_owned_by_the_autoscaler_are_never_fought() {
-    with_namespace("drift-hpa", |client, namespace| async move {
-        tokio::time::timeout(LIMIT, autoscaled_replicas_are_not_fought(client, namespace))
-            .await
-            .expect("the scenario finished in time");
+    within_namespace("drift-hpa", LIMIT, |client, namespace| {
+        autoscaled_replicas_are_not_fought(client, namespace)
     })
     .await;
 }

@@ -8,63 +8,58 @@ use std::time::Duration;
 use webtoon_e2e::crd::ensure_crd;
 use webtoon_e2e::dry_run::{apply_children, children, create_stack};
 use webtoon_e2e::examples::{in_namespace, stacks, validate_document};
-use webtoon_e2e::namespace::with_namespace;
+use webtoon_e2e::namespace::within_namespace;
 
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_rendered_object_of_every_example_passes_server_side_dry_run() {
-    with_namespace("dry-run", |client, ns| async move {
-        let scenario = async {
-            ensure_crd(&client).await;
-            let mut refused = Vec::new();
-            let mut kinds = std::collections::BTreeSet::new();
-            for (source, document) in stacks() {
-                let document = in_namespace(document, &ns);
-                let stack = validate_document(&document)
-                    .unwrap_or_else(|error| panic!("{source} is valid: {error}"));
-                if let Err(error) = create_stack(&client, &ns, &document).await {
-                    refused.push(format!("{source}: WebtoonStack: {error}"));
-                }
-                let children = children(&stack);
-                for object in children.to_documents().expect("children serialize") {
-                    kinds.insert(object["kind"].as_str().unwrap_or_default().to_string());
-                }
-                refused.extend(
-                    apply_children(&client, &ns, &children)
-                        .await
-                        .into_iter()
-                        .map(|line| format!("{source}: {line}")),
-                );
+    within_namespace("dry-run", SCENARIO_TIMEOUT, |client, ns| async move {
+        ensure_crd(&client).await;
+        let mut refused = Vec::new();
+        let mut kinds = std::collections::BTreeSet::new();
+        for (source, document) in stacks() {
+            let document = in_namespace(document, &ns);
+            let stack = validate_document(&document)
+                .unwrap_or_else(|error| panic!("{source} is valid: {error}"));
+            if let Err(error) = create_stack(&client, &ns, &document).await {
+                refused.push(format!("{source}: WebtoonStack: {error}"));
             }
-            assert!(
-                refused.is_empty(),
-                "the API server refused:\n{}",
-                refused.join("\n")
+            let children = children(&stack);
+            for object in children.to_documents().expect("children serialize") {
+                kinds.insert(object["kind"].as_str().unwrap_or_default().to_string());
+            }
+            refused.extend(
+                apply_children(&client, &ns, &children)
+                    .await
+                    .into_iter()
+                    .map(|line| format!("{source}: {line}")),
             );
-            // The examples and variants together render every kind the operator makes.
-            for kind in [
-                "NetworkPolicy",
-                "Secret",
-                "ConfigMap",
-                "PersistentVolume",
-                "PersistentVolumeClaim",
-                "Service",
-                "StatefulSet",
-                "CronJob",
-                "Deployment",
-                "HorizontalPodAutoscaler",
-                "PodDisruptionBudget",
-            ] {
-                assert!(
-                    kinds.contains(kind),
-                    "no example renders a {kind}: {kinds:?}"
-                );
-            }
-        };
-        tokio::time::timeout(SCENARIO_TIMEOUT, scenario)
-            .await
-            .unwrap_or_else(|_| panic!("the scenario did not finish within {SCENARIO_TIMEOUT:?}"));
+        }
+        assert!(
+            refused.is_empty(),
+            "the API server refused:\n{}",
+            refused.join("\n")
+        );
+        // The examples and variants together render every kind the operator makes.
+        for kind in [
+            "NetworkPolicy",
+            "Secret",
+            "ConfigMap",
+            "PersistentVolume",
+            "PersistentVolumeClaim",
+            "Service",
+            "StatefulSet",
+            "CronJob",
+            "Deployment",
+            "HorizontalPodAutoscaler",
+            "PodDisruptionBudget",
+        ] {
+            assert!(
+                kinds.contains(kind),
+                "no example renders a {kind}: {kinds:?}"
+            );
+        }
     })
     .await;
 }

@@ -11,7 +11,7 @@ use kube::api::{Api, ListParams};
 use kube::runtime::wait::{Condition, conditions};
 use kube::{Client, ResourceExt};
 use webtoon_e2e::crd::ensure_crd;
-use webtoon_e2e::namespace::with_namespace;
+use webtoon_e2e::namespace::within_namespace;
 use webtoon_e2e::operator::{Operator, Scope};
 use webtoon_e2e::stack;
 use webtoon_e2e::wait;
@@ -99,10 +99,8 @@ async fn unpullable_was_image_is_reported(client: Client, namespace: String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unpullable_was_image_shows_image_pull_back_off_and_keeps_the_stack_unready() {
-    with_namespace("image-pull-failure", |client, namespace| async move {
-        tokio::time::timeout(LIMIT, unpullable_was_image_is_reported(client, namespace))
-            .await
-            .expect("the scenario finished in time");
+    within_namespace("image-pull-failure", LIMIT, |client, namespace| {
+        unpullable_was_image_is_reported(client, namespace)
     })
     .await;
 }

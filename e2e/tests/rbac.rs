@@ -8,7 +8,7 @@ use std::time::Duration;
 use kube::{Client, ResourceExt};
 use webtoon_e2e::audit::AuditLog;
 use webtoon_e2e::crd::ensure_crd;
-use webtoon_e2e::namespace::with_namespace;
+use webtoon_e2e::namespace::within_namespace;
 use webtoon_e2e::operator::{Operator, Scope};
 use webtoon_e2e::stack::{self, NfsVolumeCleanup};
 
@@ -52,26 +52,16 @@ async fn production_ready_without_403(client: Client, namespace: String, scope: 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn production_stack_is_ready_with_the_generated_cluster_role() {
-    with_namespace("rbac-cluster", |client, namespace| async move {
-        tokio::time::timeout(
-            LIMIT,
-            production_ready_without_403(client, namespace, Scope::ClusterRole),
-        )
-        .await
-        .expect("the scenario finished in time");
+    within_namespace("rbac-cluster", LIMIT, |client, namespace| {
+        production_ready_without_403(client, namespace, Scope::ClusterRole)
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn production_stack_is_ready_with_the_generated_namespace_role() {
-    with_namespace("rbac-role", |client, namespace| async move {
-        tokio::time::timeout(
-            LIMIT,
-            production_ready_without_403(client, namespace, Scope::NamespaceRole),
-        )
-        .await
-        .expect("the scenario finished in time");
+    within_namespace("rbac-role", LIMIT, |client, namespace| {
+        production_ready_without_403(client, namespace, Scope::NamespaceRole)
     })
     .await;
 }

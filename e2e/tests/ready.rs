@@ -9,7 +9,7 @@ use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use webtoon_e2e::crd::ensure_crd;
 use webtoon_e2e::kubectl::kubectl;
-use webtoon_e2e::namespace::with_namespace;
+use webtoon_e2e::namespace::within_namespace;
 use webtoon_e2e::operator::{Operator, Scope};
 use webtoon_e2e::stack::{self, NfsVolumeCleanup};
 
@@ -64,36 +64,24 @@ async fn example_becomes_ready(client: Client, namespace: String, example: &str)
 
 #[tokio::test(flavor = "multi_thread")]
 async fn minimal_example_becomes_ready() {
-    with_namespace("ready-minimal", |client, namespace| async move {
-        tokio::time::timeout(LIMIT, example_becomes_ready(client, namespace, "minimal"))
-            .await
-            .expect("the scenario finished in time");
+    within_namespace("ready-minimal", LIMIT, |client, namespace| {
+        example_becomes_ready(client, namespace, "minimal")
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn production_example_becomes_ready() {
-    with_namespace("ready-production", |client, namespace| async move {
-        tokio::time::timeout(
-            LIMIT,
-            example_becomes_ready(client, namespace, "production"),
-        )
-        .await
-        .expect("the scenario finished in time");
+    within_namespace("ready-production", LIMIT, |client, namespace| {
+        example_becomes_ready(client, namespace, "production")
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn external_db_example_becomes_ready() {
-    with_namespace("ready-external-db", |client, namespace| async move {
-        tokio::time::timeout(
-            LIMIT,
-            example_becomes_ready(client, namespace, "external-db"),
-        )
-        .await
-        .expect("the scenario finished in time");
+    within_namespace("ready-external-db", LIMIT, |client, namespace| {
+        example_becomes_ready(client, namespace, "external-db")
     })
     .await;
 }

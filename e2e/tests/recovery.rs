@@ -13,7 +13,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use webtoon_e2e::audit::AuditLog;
 use webtoon_e2e::crd::ensure_crd;
-use webtoon_e2e::namespace::with_namespace;
+use webtoon_e2e::namespace::within_namespace;
 use webtoon_e2e::operator::{Operator, Scope};
 use webtoon_e2e::stack::{self, children_selector};
 use webtoon_e2e::wait;
@@ -189,10 +189,8 @@ async fn operator_and_api_server_recover(client: Client, namespace: String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn operator_killed_mid_reconcile_and_api_server_restart_recover() {
-    with_namespace("recovery", |client, namespace| async move {
-        tokio::time::timeout(LIMIT, operator_and_api_server_recover(client, namespace))
-            .await
-            .expect("the scenario finished in time");
+    within_namespace("recovery", LIMIT, |client, namespace| {
+        operator_and_api_server_recover(client, namespace)
     })
     .await;
 }

@@ -14,7 +14,7 @@ use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::wait::conditions;
 use kube::{Client, ResourceExt};
 use webtoon_e2e::crd::ensure_crd;
-use webtoon_e2e::namespace::with_namespace;
+use webtoon_e2e::namespace::within_namespace;
 use webtoon_e2e::operator::{Operator, Scope};
 use webtoon_e2e::stack::{self, children_selector, wait_until_none};
 use webtoon_operator::api::{DeletionPolicy, WebtoonStack};
@@ -220,20 +220,16 @@ async fn delete_policy_leaves_nothing(client: Client, namespace: String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn retained_claims_and_credentials_are_adopted_by_a_new_stack() {
-    with_namespace("retain-adopt", |client, namespace| async move {
-        tokio::time::timeout(LIMIT, retained_data_is_adopted(client, namespace))
-            .await
-            .expect("the scenario finished in time");
+    within_namespace("retain-adopt", LIMIT, |client, namespace| {
+        retained_data_is_adopted(client, namespace)
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn delete_policy_leaves_nothing_behind() {
-    with_namespace("delete-policy", |client, namespace| async move {
-        tokio::time::timeout(LIMIT, delete_policy_leaves_nothing(client, namespace))
-            .await
-            .expect("the scenario finished in time");
+    within_namespace("delete-policy", LIMIT, |client, namespace| {
+        delete_policy_leaves_nothing(client, namespace)
     })
     .await;
 }

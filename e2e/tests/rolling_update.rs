@@ -11,7 +11,7 @@ use kube::api::{Api, ListParams};
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
 use webtoon_e2e::crd::ensure_crd;
-use webtoon_e2e::namespace::with_namespace;
+use webtoon_e2e::namespace::within_namespace;
 use webtoon_e2e::operator::{Operator, Scope};
 use webtoon_e2e::stack;
 use webtoon_e2e::wait;
@@ -179,13 +179,8 @@ async fn image_change_rolls_without_losing_capacity(client: Client, namespace: S
 
 #[tokio::test(flavor = "multi_thread")]
 async fn was_image_change_rolls_without_losing_ready_pods() {
-    with_namespace("rolling-update", |client, namespace| async move {
-        tokio::time::timeout(
-            LIMIT,
-            image_change_rolls_without_losing_capacity(client, namespace),
-        )
-        .await
-        .expect("the scenario finished in time");
+    within_namespace("rolling-update", LIMIT, |client, namespace| {
+        image_change_rolls_without_losing_capacity(client, namespace)
     })
     .await;
 }

@@ -12,7 +12,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 use webtoon_e2e::crd::ensure_crd;
-use webtoon_e2e::namespace::with_namespace;
+use webtoon_e2e::namespace::within_namespace;
 use webtoon_e2e::operator::{Operator, Scope};
 use webtoon_e2e::stack;
 use webtoon_e2e::wait;
@@ -182,13 +182,8 @@ async fn schedule_raises_and_restores_the_floor(client: Client, namespace: Strin
 
 #[tokio::test(flavor = "multi_thread")]
 async fn scaling_schedule_raises_the_floor_for_the_event_only() {
-    with_namespace("scaling-schedule", |client, namespace| async move {
-        tokio::time::timeout(
-            LIMIT,
-            schedule_raises_and_restores_the_floor(client, namespace),
-        )
-        .await
-        .expect("the scenario finished in time");
+    within_namespace("scaling-schedule", LIMIT, |client, namespace| {
+        schedule_raises_and_restores_the_floor(client, namespace)
     })
     .await;
 }

@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::{Client, ResourceExt};
 use webtoon_e2e::audit::AuditLog;
 use webtoon_e2e::crd::ensure_crd;
-use webtoon_e2e::namespace::with_namespace;
+use webtoon_e2e::namespace::within_namespace;
 use webtoon_e2e::operator::{Operator, Scope};
 use webtoon_e2e::stack::{self, NfsVolumeCleanup};
 use webtoon_operator::api::WebtoonStack;
@@ -94,26 +94,22 @@ async fn no_writes_when_settled(client: Client, namespace: String, stack: Webtoo
 
 #[tokio::test(flavor = "multi_thread")]
 async fn settled_production_stack_sends_no_write() {
-    with_namespace("steady-production", |client, namespace| async move {
+    within_namespace("steady-production", LIMIT, |client, namespace| async move {
         let production = stack::example("production", &namespace);
-        tokio::time::timeout(LIMIT, no_writes_when_settled(client, namespace, production))
-            .await
-            .expect("the scenario finished in time");
+        no_writes_when_settled(client, namespace, production).await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn settled_stack_with_rewritten_quantities_sends_no_write() {
-    with_namespace("steady-quantities", |client, namespace| async move {
+    within_namespace("steady-quantities", LIMIT, |client, namespace| async move {
         let mut minimal = stack::example("minimal", &namespace);
         minimal.spec.proxy.resources = rewritten_quantities();
         minimal.spec.was.resources = rewritten_quantities();
         minimal.spec.database.resources = rewritten_quantities();
         minimal.spec.cache.resources = rewritten_quantities();
-        tokio::time::timeout(LIMIT, no_writes_when_settled(client, namespace, minimal))
-            .await
-            .expect("the scenario finished in time");
+        no_writes_when_settled(client, namespace, minimal).await;
     })
     .await;
 }

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use webtoon_e2e::crd::ensure_crd;
 use webtoon_e2e::dry_run::{apply_children, children, create_stack};
 use webtoon_e2e::examples::validate_document;
-use webtoon_e2e::namespace::with_namespace;
+use webtoon_e2e::namespace::within_namespace;
 
 /// Bounded so that the whole file finishes in well under two minutes.
 const CASES: u32 = 64;
@@ -664,40 +664,35 @@ async fn check(
 async fn property(prefix: &'static str, density: f64) -> usize {
     let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = accepted.clone();
-    with_namespace(prefix, move |client, ns| async move {
-        let scenario = async {
-            ensure_crd(&client).await;
-            let handle = tokio::runtime::Handle::current();
-            let outcome = tokio::task::spawn_blocking(move || {
-                let mut runner = TestRunner::new(Config {
-                    cases: CASES,
-                    failure_persistence: None,
-                    max_shrink_iters: 256,
-                    max_shrink_time: 30_000,
-                    ..Config::default()
-                });
-                runner
-                    .run(&specs(density), |document| {
-                        match handle.block_on(check(&client, &ns, document)) {
-                            Ok(Outcome::Accepted) => {
-                                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                Ok(())
-                            }
-                            Ok(_) => Ok(()),
-                            Err(disagreement) => Err(TestCaseError::fail(disagreement)),
+    within_namespace(prefix, SCENARIO_TIMEOUT, move |client, ns| async move {
+        ensure_crd(&client).await;
+        let handle = tokio::runtime::Handle::current();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let mut runner = TestRunner::new(Config {
+                cases: CASES,
+                failure_persistence: None,
+                max_shrink_iters: 256,
+                max_shrink_time: 30_000,
+                ..Config::default()
+            });
+            runner
+                .run(&specs(density), |document| {
+                    match handle.block_on(check(&client, &ns, document)) {
+                        Ok(Outcome::Accepted) => {
+                            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            Ok(())
                         }
-                    })
-                    .map_err(|error| error.to_string())
-            })
-            .await
-            .expect("the property runs to its end");
-            if let Err(error) = outcome {
-                panic!("validate and the API server disagree: {error}");
-            }
-        };
-        tokio::time::timeout(SCENARIO_TIMEOUT, scenario)
-            .await
-            .unwrap_or_else(|_| panic!("the property did not finish within {SCENARIO_TIMEOUT:?}"));
+                        Ok(_) => Ok(()),
+                        Err(disagreement) => Err(TestCaseError::fail(disagreement)),
+                    }
+                })
+                .map_err(|error| error.to_string())
+        })
+        .await
+        .expect("the property runs to its end");
+        if let Err(error) = outcome {
+            panic!("validate and the API server disagree: {error}");
+        }
     })
     .await;
     accepted.load(std::sync::atomic::Ordering::Relaxed)
