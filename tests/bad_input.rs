@@ -139,24 +139,32 @@ fn with(pointer: &str, value: &serde_json::Value) -> serde_json::Value {
 #[test]
 fn hostile_values_are_rejected_with_the_field_named() {
     for (field, pointer, value) in cases() {
-        let doc = with(pointer, &value);
-        let stack: WebtoonStack =
-            serde_json::from_value(doc).expect("hostile value still deserializes");
-        let errors = match validated(&stack) {
-            Ok(_) => panic!("{value} at {pointer} was accepted"),
-            Err(e) => e.to_string(),
-        };
-        assert!(
-            errors.contains(field),
-            "message for {value} does not name {field}: {errors}"
-        );
-        assert!(
-            ["such as", "replace", "write", "choose"]
-                .iter()
-                .any(|fix| errors.contains(fix)),
-            "message for {value} says no fix: {errors}"
+        assert_refused_naming(
+            field,
+            pointer,
+            &value,
+            &["such as", "replace", "write", "choose"],
         );
     }
+}
+
+/// Asserts that `validate` refuses `value` at `pointer` with a message that names
+/// `field` and offers a fix in one of the words of `fixes`.
+fn assert_refused_naming(field: &str, pointer: &str, value: &serde_json::Value, fixes: &[&str]) {
+    let stack: WebtoonStack =
+        serde_json::from_value(with(pointer, value)).expect("the value still deserializes");
+    let errors = match validated(&stack) {
+        Ok(_) => panic!("{value} at {pointer} was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        errors.contains(field),
+        "message for {value} does not name {field}: {errors}"
+    );
+    assert!(
+        fixes.iter().any(|fix| errors.contains(fix)),
+        "message for {value} says no fix: {errors}"
+    );
 }
 
 /// Values the CRD schema and its CEL rules let through but the API server refuses
@@ -309,20 +317,7 @@ fn cases_the_server_refuses_in_children() -> Vec<(&'static str, &'static str, se
 #[test]
 fn values_the_api_server_refuses_are_rejected_by_validate_with_the_field_named() {
     for (field, pointer, value) in cases_the_server_refuses_in_children() {
-        let doc = with(pointer, &value);
-        let stack: WebtoonStack = serde_json::from_value(doc).expect("the value deserializes");
-        let errors = match validated(&stack) {
-            Ok(_) => panic!("{value} at {pointer} was accepted"),
-            Err(e) => e.to_string(),
-        };
-        assert!(
-            errors.contains(field),
-            "message for {value} does not name {field}: {errors}"
-        );
-        assert!(
-            ["such as", "write"].iter().any(|fix| errors.contains(fix)),
-            "message for {value} says no fix: {errors}"
-        );
+        assert_refused_naming(field, pointer, &value, &["such as", "write"]);
     }
 }
 
