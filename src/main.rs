@@ -169,8 +169,8 @@ fn run(command: Command) -> Result<ExitCode> {
         } => {
             let text = read_source(&file)?;
             let observed = Observed {
-                credentials: None,
                 now: at,
+                ..Observed::default()
             };
             for mut stack in parse_stacks(&file, &text)? {
                 if stack.metadata.namespace.is_none() {

@@ -34,6 +34,17 @@ pub struct ReadyLabels {
     pub ready: String,
 }
 
+/// Labels of the failed-rollouts counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RolloutLabels {
+    /// `proxy` or `WAS`.
+    pub tier: String,
+    /// Why the rollout failed (`ImagePullBackOff`, `MigrationFailed`, ...).
+    pub reason: String,
+    /// `true` when the tier returned to its last known good release.
+    pub rolled_back: String,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     registry: Registry,
@@ -42,6 +53,7 @@ pub struct Metrics {
     duration: Histogram,
     writes: Counter,
     stacks: Family<ReadyLabels, Gauge>,
+    rollout_failures: Family<RolloutLabels, Counter>,
     readiness: Mutex<BTreeMap<String, bool>>,
     watching: AtomicBool,
 }
@@ -54,6 +66,7 @@ impl Default for Metrics {
         let duration = Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
         let writes = Counter::default();
         let stacks = Family::<ReadyLabels, Gauge>::default();
+        let rollout_failures = Family::<RolloutLabels, Counter>::default();
         registry.register("reconciles", "Reconciles started", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -75,8 +88,14 @@ impl Default for Metrics {
             "WebtoonStacks by their Ready condition",
             stacks.clone(),
         );
+        registry.register(
+            "rollout_failures",
+            "Releases of a tier that failed, by reason and whether they were rolled back",
+            rollout_failures.clone(),
+        );
         Self {
             registry,
+            rollout_failures,
             reconciles,
             errors,
             duration,
@@ -103,6 +122,17 @@ impl Drop for ReconcileTimer<'_> {
 }
 
 impl Metrics {
+    /// Counts a failed release of `tier`.
+    pub fn rollout_failed(&self, tier: &str, reason: &str, rolled_back: bool) {
+        self.rollout_failures
+            .get_or_create(&RolloutLabels {
+                tier: tier.to_string(),
+                reason: reason.to_string(),
+                rolled_back: rolled_back.to_string(),
+            })
+            .inc();
+    }
+
     /// Counts a reconcile and times it until the returned guard drops.
     pub fn reconcile_started(&self) -> ReconcileTimer<'_> {
         self.reconciles.inc();

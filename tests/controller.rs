@@ -157,12 +157,15 @@ impl Cluster {
 
     /// Marks every tier as serving, as the real controllers would report it.
     async fn make_healthy(&self, was_available: i32) {
+        // As the Deployment controller reports a finished rollout.
+        let finished =
+            json!([{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]);
         self.set_status::<Deployment>(
             "megatoon-proxy",
-            json!({"availableReplicas": 2, "readyReplicas": 2, "replicas": 2}),
+            json!({"observedGeneration": 1, "availableReplicas": 2, "readyReplicas": 2, "updatedReplicas": 2, "replicas": 2, "conditions": finished}),
         )
         .await;
-        self.set_status::<Deployment>("megatoon-was", json!({"availableReplicas": was_available, "readyReplicas": was_available, "replicas": 3})).await;
+        self.set_status::<Deployment>("megatoon-was", json!({"observedGeneration": 1, "availableReplicas": was_available, "readyReplicas": was_available, "updatedReplicas": 3, "replicas": 3, "conditions": finished})).await;
         self.set_status::<StatefulSet>(
             "megatoon-database",
             json!({"readyReplicas": 1, "replicas": 1}),
@@ -898,6 +901,19 @@ async fn the_operator_uses_exactly_the_permissions_its_role_grants() {
     }
     c.edit_was_by_hand().await;
     c.reconcile("megatoon").await.expect("drift corrected");
+    // A release with a migration: the backup Job is created and read; a newer
+    // release before it finished prunes it.
+    for image in [
+        "registry.example/megatoon/was:1.5.0",
+        "registry.example/megatoon/was:1.5.1",
+    ] {
+        spec_change(
+            json!({"spec": {"was": {"image": image, "migration": {"command": ["bin/migrate"]}}}}),
+        )
+        .await;
+        c.reconcile("megatoon").await.expect("migration started");
+        c.reconcile("megatoon").await.expect("backup job read");
+    }
     spec_change(json!({"spec": {"was": {"autoscaling": null}, "network": {"policies": false}}}))
         .await;
     c.reconcile("megatoon").await.expect("prune");

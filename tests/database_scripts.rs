@@ -12,6 +12,7 @@ use std::process::Output;
 use common::servers::{MariaDb, ROOT_PASSWORD};
 use common::{config_file, resolved_env, stack_from_yaml};
 use k8s_openapi::api::core::v1::EnvVar;
+use webtoon_operator::render::database::backup_script::BACKUP_NAME_ENV;
 use webtoon_operator::render::{Children, Observed, render};
 
 const STACK: &str = r#"
@@ -156,6 +157,16 @@ fn backups(dir: &Path) -> Vec<String> {
 fn run_backup(db: &MariaDb, dir: &Path) -> Output {
     let backup = script(db, "datatoon-database-backup", "backup.sh");
     db.run_script(&backup, &env_refs(&backup_env(db, dir)))
+}
+
+/// The backup script with the file name the operator chose for it, as before a
+/// database migration.
+fn run_named_backup(db: &MariaDb, dir: &Path, name: &str) -> Output {
+    let backup = script(db, "datatoon-database-backup", "backup.sh");
+    let mut env = backup_env(db, dir);
+    env.retain(|(k, _)| k != BACKUP_NAME_ENV);
+    env.push((BACKUP_NAME_ENV.to_string(), name.to_string()));
+    db.run_script(&backup, &env_refs(&env))
 }
 
 fn run_restore(db: &MariaDb, dir: &Path, from: &str) -> Output {
@@ -390,4 +401,184 @@ fn a_corrupt_or_cut_short_dump_is_refused_before_anything_is_loaded() {
         backups(&empty).is_empty(),
         "no partial or broken file is left"
     );
+}
+
+#[test]
+fn a_pre_migration_backup_restores_the_database_as_it_was_before_a_migration_that_dropped_a_table()
+{
+    let db = initialised("mariadb-premigration");
+    fill(&db);
+    let before = checksums(&db);
+    let tables = ok(db.root("SHOW TABLES FROM webtoon"));
+    let dir = backup_dir(&db);
+    let name = "webtoon-20261201T030000Z.sql.gz";
+    let log = ok(run_named_backup(&db, &dir, name));
+    assert!(
+        log.starts_with(&format!("backup ok: database=webtoon file={name} ")),
+        "the log names the requested file: {log}"
+    );
+    assert_eq!(
+        backups(&dir),
+        vec![name.to_string()],
+        "exactly the requested name, no time-named or partial file"
+    );
+    let taken = std::fs::read(dir.join(name)).expect("read the backup");
+
+    // A retry with the same name (the operator re-running a failed step) never
+    // overwrites the backup already taken.
+    let out = run_named_backup(&db, &dir, name);
+    assert!(
+        !out.status.success(),
+        "a second backup under {name} must fail"
+    );
+    assert!(
+        text(&out).contains("a backup with this name already exists"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        std::fs::read(dir.join(name)).expect("read the backup"),
+        taken,
+        "the first backup is untouched"
+    );
+
+    // The migration, as the application user: one table dropped, another altered.
+    ok(app(
+        &db,
+        "DROP TABLE webtoon.audit;
+         ALTER TABLE webtoon.episodes ADD COLUMN rating INT NOT NULL DEFAULT 5;
+         UPDATE webtoon.episodes SET title = CONCAT(title, ' (v2)') WHERE id <= 10;",
+    ));
+    let migrated = ok(db.root("SHOW TABLES FROM webtoon"));
+    assert!(
+        !migrated.lines().any(|t| t == "audit"),
+        "the migration dropped audit: {migrated}"
+    );
+    // A later backup of the migrated database, so that the restore has to take
+    // the named one rather than the newest.
+    ok(run_named_backup(
+        &db,
+        &dir,
+        "webtoon-20261202T030000Z.sql.gz",
+    ));
+
+    recreate_empty(&db);
+    assert_eq!(ok(db.root("SHOW TABLES FROM webtoon")), "");
+    let log = ok(run_restore(&db, &dir, name));
+    assert!(
+        log.contains(&format!("restore ok: database=webtoon file={name} ")),
+        "the restore loaded the pre-migration backup: {log}"
+    );
+    assert_eq!(
+        ok(db.root("SHOW TABLES FROM webtoon")),
+        tables,
+        "the dropped table is back and nothing else is there"
+    );
+    assert_eq!(
+        checksums(&db),
+        before,
+        "CHECKSUM TABLE before the migration and after the restore"
+    );
+    assert_eq!(
+        ok(app(
+            &db,
+            "SELECT COUNT(*) FROM information_schema.columns
+             WHERE table_schema = 'webtoon' AND table_name = 'episodes' AND column_name = 'rating'"
+        )),
+        "0",
+        "the column the migration added is gone"
+    );
+    assert!(
+        !marker(&db).exists(),
+        "a complete restore clears its marker"
+    );
+    // The trigger that writes into the dropped table works again.
+    ok(app(
+        &db,
+        "INSERT INTO webtoon.episodes (title) VALUES ('new')",
+    ));
+    assert_eq!(ok(app(&db, "SELECT COUNT(*) FROM webtoon.audit")), "2001");
+}
+
+#[test]
+fn a_backup_name_of_the_wrong_shape_is_refused_and_nothing_is_written() {
+    let db = initialised("mariadb-badname");
+    fill(&db);
+    let dir = backup_dir(&db);
+    for bad in [
+        "../x.sql.gz",
+        "../webtoon-20261201T030000Z.sql.gz",
+        "sub/webtoon-20261201T030000Z.sql.gz",
+        "otherdb-20261201T030000Z.sql.gz",
+        "webtoon_x-20261201T030000Z.sql.gz",
+        "webtoon-2026.sql.gz",
+        "webtoon-20261201T0300Z.sql.gz",
+        "webtoon-20261201T030000Z.sql",
+        "webtoon-20261201T030000Z.sql.gz.bak",
+        "webtoon-20261201T030000Zxsql.gz",
+        "webtoon-20261201T030000Z.sql.gz\n",
+        "webtoon-20261201T030000Z.sql.gz/x",
+        " webtoon-20261201T030000Z.sql.gz",
+    ] {
+        let out = run_named_backup(&db, &dir, bad);
+        assert!(!out.status.success(), "{bad:?} must be refused");
+        assert!(
+            text(&out).contains(
+                "backup failed: WEBTOON_BACKUP_NAME must be webtoon-YYYYMMDDTHHMMSSZ.sql.gz"
+            ),
+            "{bad:?}: the message names the variable and the expected shape: {}",
+            text(&out)
+        );
+        assert!(
+            backups(&dir).is_empty(),
+            "{bad:?}: nothing is written: {:?}",
+            backups(&dir)
+        );
+    }
+    assert!(
+        !db.dir.0.join("x.sql.gz").exists()
+            && !db.dir.0.join("webtoon-20261201T030000Z.sql.gz").exists(),
+        "nothing is written outside the backup directory either"
+    );
+
+    // Empty is the same as absent: the current UTC time names the backup.
+    let log = ok(run_named_backup(&db, &dir, ""));
+    let files = backups(&dir);
+    assert_eq!(files.len(), 1, "one time-named file: {files:?}");
+    assert!(
+        files[0].starts_with("webtoon-") && files[0].ends_with("Z.sql.gz"),
+        "{files:?}"
+    );
+    assert!(log.contains(&format!("file={} ", files[0])), "{log}");
+}
+
+#[test]
+fn a_named_backup_that_pruning_removes_at_once_is_reported_as_failed() {
+    let db = initialised("mariadb-named-pruned");
+    fill(&db);
+    let dir = backup_dir(&db);
+    // keep = 2, and two backups newer than the requested name already exist.
+    let newer = [
+        "webtoon-29980101T000000Z.sql.gz",
+        "webtoon-29990101T000000Z.sql.gz",
+    ];
+    for n in newer {
+        std::fs::write(dir.join(n), "newer").expect("seed a newer backup");
+    }
+    let name = "webtoon-20261201T030000Z.sql.gz";
+    let out = run_named_backup(&db, &dir, name);
+    assert!(
+        !out.status.success(),
+        "a backup that is gone must not be reported ok: {}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains(&format!(
+            "backup failed: database=webtoon file={name}: pruning removed it"
+        )),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("backup ok"), "{}", text(&out));
+    assert_eq!(backups(&dir), newer.map(String::from).to_vec());
 }

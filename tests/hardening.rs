@@ -15,6 +15,7 @@ fn observed() -> Observed {
     Observed {
         credentials: Some(test_credentials()),
         now: None,
+        ..Default::default()
     }
 }
 

@@ -115,6 +115,7 @@ proptest! {
         let observed = Observed {
             credentials: Some(common::test_credentials()),
             now: if during_sale { "2026-12-01T12:00:00+09:00".parse().ok() } else { None },
+            ..Default::default()
         };
         let children = render(&validated, &observed);
         let weaknesses = common::hardening::audit(&validated, &children);

@@ -38,6 +38,7 @@ fn children_carry_recommended_labels_and_the_controller_owner() {
         &Observed {
             credentials: Some(test_credentials()),
             now: None,
+            ..Default::default()
         },
     );
     for d in c.to_documents().expect("documents") {
@@ -71,6 +72,7 @@ fn delete_policy_gives_data_an_owner() {
         &Observed {
             credentials: Some(test_credentials()),
             now: None,
+            ..Default::default()
         },
     );
     assert!(c.secrets[0].metadata.owner_references.is_some());
@@ -227,6 +229,7 @@ fn was_gets_connection_settings_and_passwords_only_by_reference() {
         &Observed {
             credentials: Some(test_credentials()),
             now: None,
+            ..Default::default()
         },
     );
     let pod = pod(&c, "megatoon-was");
@@ -349,10 +352,12 @@ fn autoscalers_own_replicas_and_schedules_raise_floors() {
     let before_sale = Observed {
         credentials: None,
         now: "2026-11-30T00:00:00Z".parse().ok(),
+        ..Default::default()
     };
     let during_sale = Observed {
         credentials: None,
         now: "2026-12-01T10:00:00+09:00".parse().ok(),
+        ..Default::default()
     };
     let min = |c: &Children, name: &str| {
         c.horizontal_pod_autoscalers
@@ -433,6 +438,7 @@ fn credentials_secret_exists_only_when_observed_and_render_output_holds_no_value
         &Observed {
             credentials: Some(test_credentials()),
             now: None,
+            ..Default::default()
         },
     );
     let data = with.secrets[0].data.as_ref().expect("data");

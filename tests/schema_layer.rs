@@ -20,6 +20,7 @@ fn observed() -> Observed {
     Observed {
         credentials: Some(test_credentials()),
         now: "2026-12-01T12:00:00+09:00".parse().ok(),
+        ..Default::default()
     }
 }
 

@@ -191,6 +191,10 @@ pub struct ProxySpec {
     /// CPU and memory for each proxy pod.
     #[serde(default = "default_proxy_resources")]
     pub resources: ResourceRequirements,
+
+    /// Rollout and rollback of updates.
+    #[serde(default)]
+    pub rollout: RolloutSpec,
 }
 
 /// The default proxy image: unprivileged nginx, new enough for `resolve` upstreams.
@@ -251,6 +255,7 @@ impl Default for ProxySpec {
             client_max_body_size: default_client_max_body_size(),
             resolver: default_resolver(),
             resources: default_proxy_resources(),
+            rollout: RolloutSpec::default(),
         }
     }
 }
@@ -397,17 +402,44 @@ pub enum WasProtocol {
     Fastcgi,
 }
 
-/// How WAS image updates roll out.
+/// How updates of a tier's pods roll out, and what happens when one fails.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutSpec {
-    /// Seconds a rollout may take to make progress before it counts as failed.
+    /// Seconds a rollout may go without progress before it counts as failed. New pods
+    /// that cannot pull their image for 60 s, or that crashed 3 times, fail it sooner.
     #[serde(default = "default_progress_deadline")]
     #[schemars(range(min = 30, max = 3600))]
     pub progress_deadline_seconds: i32,
-    /// Return to the last working image when a rollout fails.
+    /// Return the tier to its last fully rolled-out pod template when a rollout fails,
+    /// and keep it there until the spec changes. Off: the failure is reported and the
+    /// Deployment is left as it is.
     #[serde(default = "default_true")]
     pub auto_rollback: bool,
+}
+
+/// A database migration that runs once per WAS image, before the image rolls out.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationSpec {
+    /// Command run in the new WAS image, with the WAS's environment (database,
+    /// cache and image settings included). Exit status 0 means the migration succeeded.
+    #[schemars(length(min = 1, max = 64), inner(length(max = 4096)))]
+    pub command: Vec<String>,
+    /// Extra environment variables for the migration only; an entry with the name of
+    /// a `was.env` entry replaces it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 128))]
+    #[x_kube(validation = Rule::new("self.all(e, !e.name.startsWith('WEBTOON_'))").message("spec.was.migration.env names starting with WEBTOON_ are set by the operator: rename the variable"))]
+    pub env: Vec<EnvVar>,
+    /// Seconds the migration may run before it is stopped and counts as failed.
+    #[serde(default = "default_migration_timeout")]
+    #[schemars(range(min = 30, max = 86400))]
+    pub timeout_seconds: i32,
+}
+
+fn default_migration_timeout() -> i32 {
+    600
 }
 
 fn default_progress_deadline() -> i32 {
@@ -464,9 +496,13 @@ pub struct WasSpec {
     /// CPU and memory for each WAS pod.
     #[serde(default = "default_was_resources")]
     pub resources: ResourceRequirements,
-    /// Rollout and rollback of image updates.
+    /// Rollout and rollback of updates.
     #[serde(default)]
     pub rollout: RolloutSpec,
+    /// A database migration run once for each new image before its pods start.
+    /// Absent: no migration runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<MigrationSpec>,
     /// The image writes to its root filesystem, which then stays writable. Leave off
     /// for images that write only to `/tmp` and the image volume.
     #[serde(default)]

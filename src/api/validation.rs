@@ -469,6 +469,7 @@ impl Checker {
     fn proxy(&mut self, proxy: &ProxySpec) {
         self.image("spec.proxy.image", &proxy.image);
         self.range("spec.proxy.replicas", proxy.replicas.into(), 1, 1000);
+        self.rollout("spec.proxy.rollout", &proxy.rollout);
         if let Some(autoscaling) = &proxy.autoscaling {
             self.autoscaling("spec.proxy.autoscaling", autoscaling);
         }
@@ -572,27 +573,48 @@ impl Checker {
             self.autoscaling("spec.was.autoscaling", autoscaling);
         }
         self.url_path("spec.was.healthPath", &was.health_path, "/healthz");
-        if was.env.len() > 128 {
-            self.error("spec.was.env", "has more than 128 entries");
+        self.env("spec.was.env", &was.env);
+        self.resources("spec.was.resources", &was.resources);
+        self.rollout("spec.was.rollout", &was.rollout);
+        if let Some(migration) = &was.migration {
+            self.migration(migration);
         }
-        for (i, env) in was.env.iter().enumerate() {
-            if env.name.starts_with("WEBTOON_") {
+    }
+
+    fn rollout(&mut self, path: &str, rollout: &RolloutSpec) {
+        self.range(
+            &format!("{path}.progressDeadlineSeconds"),
+            rollout.progress_deadline_seconds.into(),
+            30,
+            3600,
+        );
+    }
+
+    fn migration(&mut self, migration: &MigrationSpec) {
+        let path = "spec.was.migration";
+        if migration.command.is_empty() || migration.command.len() > 64 {
+            self.error(
+                format!("{path}.command"),
+                format!(
+                    "has {} entries: give 1 to 64, such as [\"bin/migrate\", \"--to-latest\"]",
+                    migration.command.len()
+                ),
+            );
+        }
+        for (i, part) in migration.command.iter().enumerate() {
+            if part.len() > 4096 {
                 self.error(
-                    format!("spec.was.env[{i}].name"),
-                    format!(
-                        "{:?}: names starting with WEBTOON_ are set by the operator: rename the variable",
-                        env.name
-                    ),
+                    format!("{path}.command[{i}]"),
+                    "is longer than 4096 bytes: move long scripts into the image",
                 );
             }
         }
-        self.env(&was.env);
-        self.resources("spec.was.resources", &was.resources);
+        self.env(&format!("{path}.env"), &migration.env);
         self.range(
-            "spec.was.rollout.progressDeadlineSeconds",
-            was.rollout.progress_deadline_seconds.into(),
+            &format!("{path}.timeoutSeconds"),
+            migration.timeout_seconds.into(),
             30,
-            3600,
+            86400,
         );
     }
 
@@ -990,10 +1012,22 @@ impl Checker {
     }
 
     /// Environment variables as the API server and server-side apply take them.
-    fn env(&mut self, env: &[EnvVar]) {
+    fn env(&mut self, field: &str, env: &[EnvVar]) {
+        if env.len() > 128 {
+            self.error(field, "has more than 128 entries");
+        }
         let mut seen = BTreeSet::new();
         for (i, var) in env.iter().enumerate() {
-            let path = format!("spec.was.env[{i}]");
+            let path = format!("{field}[{i}]");
+            if var.name.starts_with("WEBTOON_") {
+                self.error(
+                    format!("{path}.name"),
+                    format!(
+                        "{:?}: names starting with WEBTOON_ are set by the operator: rename the variable",
+                        var.name
+                    ),
+                );
+            }
             if !ENV_NAME.is_match(&var.name) {
                 self.error(
                     format!("{path}.name"),

@@ -9,7 +9,8 @@
 use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -225,10 +226,33 @@ where
     Ok(written)
 }
 
+/// Creates the Jobs that do not exist yet; returns how many. A Job runs once: its
+/// template is immutable and a Job that exists, running or finished, is left as is.
+async fn create_missing_jobs(client: &Client, namespace: &str, jobs: &[Job]) -> Result<usize> {
+    let api: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let mut created = 0;
+    for job in jobs {
+        let name = job.meta().name.clone().unwrap_or_default();
+        let exists = api
+            .get_opt(&name)
+            .await
+            .map_err(|e| Error::kube("read", "Job", &name, e))?
+            .is_some();
+        if exists {
+            continue;
+        }
+        match api.create(&PostParams::default(), job).await {
+            Ok(_) => created += 1,
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(e) => return Err(Error::kube("create", "Job", &name, e)),
+        }
+    }
+    Ok(created)
+}
+
 /// Applies every child in dependency order: network policies, configuration,
 /// secrets and volumes, then services, the data tier and its backup schedule, the
-/// WAS and the proxy, then
-/// autoscalers and budgets.
+/// migration Jobs, the WAS and the proxy, then autoscalers and budgets.
 /// Returns the number of objects written.
 pub async fn apply_all(client: &Client, namespace: &str, children: &Children) -> Result<usize> {
     // Destructured without `..`: a kind that render builds but apply forgets will not compile.
@@ -241,6 +265,7 @@ pub async fn apply_all(client: &Client, namespace: &str, children: &Children) ->
         services,
         stateful_sets,
         cron_jobs,
+        jobs,
         deployments,
         horizontal_pod_autoscalers,
         pod_disruption_budgets,
@@ -256,6 +281,8 @@ pub async fn apply_all(client: &Client, namespace: &str, children: &Children) ->
     written += apply_namespaced(client, namespace, stateful_sets).await?;
     // Backups run against the database, so their schedule starts after it.
     written += apply_namespaced(client, namespace, cron_jobs).await?;
+    // A migration runs before the WAS Deployment is allowed its new image.
+    written += create_missing_jobs(client, namespace, jobs).await?;
     // The WAS Deployment comes before the proxy's in render order.
     written += apply_namespaced(client, namespace, deployments).await?;
     written += apply_namespaced(client, namespace, horizontal_pod_autoscalers).await?;

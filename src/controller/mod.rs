@@ -3,10 +3,13 @@
 
 pub mod apply;
 pub mod credentials;
+pub mod migration;
 pub mod nfs_volume;
 pub mod prune;
 pub mod rbac;
 pub mod reconcile;
+pub mod release;
+pub mod rollout;
 pub mod status;
 pub mod watch_backoff;
 
@@ -17,7 +20,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -154,6 +157,7 @@ pub async fn run(client: Client, namespace: Option<String>, metrics: Arc<Metrics
         .owns(owned::<Deployment>(&client, &namespace), children.clone())
         .owns(owned::<StatefulSet>(&client, &namespace), children.clone())
         .owns(owned::<CronJob>(&client, &namespace), children.clone())
+        .owns(owned::<Job>(&client, &namespace), children.clone())
         .owns(owned::<Service>(&client, &namespace), children.clone())
         .owns(owned::<ConfigMap>(&client, &namespace), children.clone())
         .owns(owned::<Secret>(&client, &namespace), children.clone())

@@ -9,7 +9,7 @@ use std::fmt::Debug;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -87,6 +87,9 @@ pub async fn prune(client: &Client, stack: &ValidatedStack, children: &Children)
     deleted += prune_kind::<Deployment>(client, stack, names(&children.deployments)).await?;
     // Turning backups off stops the schedule; the claim and its backups stay.
     deleted += prune_kind::<CronJob>(client, stack, names(&children.cron_jobs)).await?;
+    // The Jobs of the newest migration stay for their logs; older ones go. Jobs the
+    // backup schedule starts are owned by the CronJob, not the stack, and stay.
+    deleted += prune_kind::<Job>(client, stack, names(&children.jobs)).await?;
     deleted += prune_kind::<StatefulSet>(client, stack, names(&children.stateful_sets)).await?;
     deleted += prune_kind::<Service>(client, stack, names(&children.services)).await?;
     deleted += prune_kind::<ConfigMap>(client, stack, names(&children.config_maps)).await?;

@@ -42,7 +42,7 @@ const fn namespaced(
 /// Every permission the controller needs. Server-side apply is a `patch`, and also
 /// a `create` when the object does not exist yet.
 pub const PERMISSIONS: &[Permission] = &[
-    namespaced("webtoon.io", "webtoonstacks", &["list", "watch"]),
+    namespaced("webtoon.io", "webtoonstacks", &["get", "list", "watch"]),
     namespaced("webtoon.io", "webtoonstacks/status", &["patch"]),
     namespaced("", "configmaps", STATELESS),
     namespaced("", "services", STATELESS),
@@ -51,6 +51,16 @@ pub const PERMISSIONS: &[Permission] = &[
     namespaced("apps", "deployments", STATELESS),
     namespaced("apps", "statefulsets", STATELESS),
     namespaced("batch", "cronjobs", STATELESS),
+    // Migration Jobs are created once and never patched: a Job's template is immutable.
+    namespaced(
+        "batch",
+        "jobs",
+        &["get", "list", "watch", "create", "delete"],
+    ),
+    // A rollout's new pods show a failing image before its deadline; the ReplicaSets
+    // keep the templates a rollback returns to.
+    namespaced("", "pods", &["list"]),
+    namespaced("apps", "replicasets", &["list"]),
     namespaced("autoscaling", "horizontalpodautoscalers", STATELESS),
     namespaced("policy", "poddisruptionbudgets", STATELESS),
     namespaced("networking.k8s.io", "networkpolicies", STATELESS),

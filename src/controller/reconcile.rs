@@ -15,6 +15,7 @@ use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use super::Context;
+use super::release::{self, Releases};
 use super::status::{self, ObservedChildren, condition, is_true};
 use super::{apply, credentials, nfs_volume, prune};
 use crate::api::{ServiceMode, ValidatedStack, WebtoonStack, WebtoonStackStatus, validate};
@@ -54,14 +55,30 @@ pub fn stack_key(stack: &WebtoonStack) -> String {
 /// resets the stack's retry delay.
 pub async fn reconcile(stack: Arc<WebtoonStack>, ctx: Arc<Context>) -> Result<Action> {
     let key = stack_key(&stack);
-    let action = reconcile_stack(stack, &ctx, &key).await?;
+    // Boxed: the reconcile's future holds every step's requests and is too large for
+    // the stack of the thread that polls it.
+    let action = Box::pin(reconcile_stack(stack, &ctx, &key)).await?;
     ctx.backoff.succeeded(&key);
     Ok(action)
 }
 
-async fn reconcile_stack(stack: Arc<WebtoonStack>, ctx: &Context, key: &str) -> Result<Action> {
+async fn reconcile_stack(cached: Arc<WebtoonStack>, ctx: &Context, key: &str) -> Result<Action> {
     let _timer = ctx.metrics.reconcile_started();
     let now = (ctx.clock)();
+    // The status is the record of releases (last known good, a failed release, the
+    // migration): read it from the API server, not from the watch cache, which may
+    // not hold the previous reconcile's status yet and would undo its decision.
+    let api: Api<WebtoonStack> =
+        Api::namespaced(ctx.client.clone(), &cached.namespace().unwrap_or_default());
+    let Some(stack) = within("reading the stack", async {
+        api.get_opt(&cached.name_any())
+            .await
+            .map_err(|e| Error::kube("read", "WebtoonStack", &cached.name_any(), e))
+    })
+    .await?
+    else {
+        return Ok(Action::await_change());
+    };
     let previous = stack.status.as_ref();
 
     let validated = match validate(&stack) {
@@ -85,7 +102,22 @@ async fn reconcile_stack(stack: Arc<WebtoonStack>, ctx: &Context, key: &str) -> 
         }
     };
 
-    if let Err(error) = within("applying children", converge(ctx, &validated, now)).await {
+    let releases = within(
+        "reading releases",
+        Box::pin(release::observe(
+            &ctx.client,
+            &validated,
+            previous,
+            &Time(now),
+        )),
+    )
+    .await?;
+    if let Err(error) = within(
+        "applying children",
+        converge(ctx, &validated, now, &releases),
+    )
+    .await
+    {
         let status = status::retrying(
             stack.metadata.generation,
             &error.to_string(),
@@ -108,9 +140,11 @@ async fn reconcile_stack(stack: Arc<WebtoonStack>, ctx: &Context, key: &str) -> 
         &validated,
         stack.metadata.generation,
         &children_status,
+        &releases,
         previous,
         Time(now),
     );
+    report_releases(ctx, &stack, &releases).await;
     let ready = is_true(Some(&status), condition::READY);
     if previous.is_none() {
         publish(
@@ -150,16 +184,57 @@ async fn reconcile_stack(stack: Arc<WebtoonStack>, ctx: &Context, key: &str) -> 
     )
     .await?;
     ctx.metrics.set_ready(key, Some(ready));
-    Ok(Action::requeue(next_wakeup(&validated, now)))
+    let wakeup = next_wakeup(&validated, now);
+    Ok(Action::requeue(if releases.progressing {
+        wakeup.min(ROLLOUT_POLL)
+    } else {
+        wakeup
+    }))
+}
+
+/// How often a stack whose rollout or migration is under way is looked at: the pods
+/// of a rollout are not watched, and a stuck one must be seen within seconds of
+/// [`super::rollout::IMAGE_PULL_BOUND`].
+pub const ROLLOUT_POLL: Duration = Duration::from_secs(5);
+
+/// Events and metrics of what the releases came to in this reconcile.
+async fn report_releases(ctx: &Context, stack: &WebtoonStack, releases: &Releases) {
+    for report in &releases.new_failures {
+        let rolled_back = matches!(report.outcome, release::Outcome::RolledBack(_));
+        ctx.metrics
+            .rollout_failed(report.tier, &report.failed.reason, rolled_back);
+        let reason = if rolled_back {
+            "RolledBack"
+        } else {
+            "RolloutFailed"
+        };
+        publish(ctx, stack, EventType::Warning, reason, &report.message()).await;
+    }
+    for happened in &releases.happened {
+        let type_ = if happened.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        publish(ctx, stack, type_, happened.reason, &happened.message).await;
+    }
 }
 
 /// Makes the cluster match the spec: credentials, render, apply, re-bind a released
 /// NFS volume, prune.
-async fn converge(ctx: &Context, stack: &ValidatedStack, now: jiff::Timestamp) -> Result<()> {
+async fn converge(
+    ctx: &Context,
+    stack: &ValidatedStack,
+    now: jiff::Timestamp,
+    releases: &Releases,
+) -> Result<()> {
     let credentials = credentials::ensure(&ctx.client, stack).await?;
     let observed = Observed {
         credentials: Some(credentials),
         now: Some(now),
+        proxy_template: releases.proxy_template.clone(),
+        was_template: releases.was_template.clone(),
+        migration: releases.migration_jobs.clone(),
     };
     let children = render(stack, &observed);
     let written = apply::apply_all(&ctx.client, &stack.namespace, &children).await?;

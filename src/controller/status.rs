@@ -6,7 +6,9 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use super::release::{Outcome, Releases, Report};
 use crate::api::{ServiceMode, TierStatus, ValidatedStack, WebtoonStackStatus};
+use crate::render::release::Template;
 use crate::render::scaling::{Tier, desired_replicas};
 use crate::render::was::env::public_url;
 
@@ -28,6 +30,9 @@ pub mod condition {
     pub const CACHE_READY: &str = "CacheReady";
     /// The image volume is bound.
     pub const STORAGE_READY: &str = "StorageReady";
+    /// A release failed and the tier is held at, or returned to, its last known good
+    /// template (`True`), or could not be (`False`). Absent when no release failed.
+    pub const ROLLED_BACK: &str = "RolledBack";
 }
 
 /// The children the status is computed from, as read from the cluster.
@@ -68,33 +73,24 @@ fn deployment_tier(
     label: &str,
     deployment: Option<&Deployment>,
     desired: i32,
-) -> (Verdict, TierStatus, bool) {
-    let status = deployment
-        .and_then(|d| d.status.clone())
-        .unwrap_or_default();
-    let ready = status.available_replicas.unwrap_or(0);
-    let failed = status.conditions.iter().flatten().any(|c| {
-        c.type_ == "Progressing"
-            && c.status == "False"
-            && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
-    });
+) -> (Verdict, TierStatus) {
+    let ready = deployment
+        .and_then(|d| d.status.as_ref())
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0);
     let tier = TierStatus {
         ready,
         desired,
         summary: format!("{ready}/{desired}"),
     };
+    // A failed rollout is reported by `Stalled` and `RolledBack`: the tier serves
+    // as long as enough replicas of any release are available.
     let v = match deployment {
         None => verdict(
             type_,
             false,
             "NotCreated",
             format!("the {label} Deployment does not exist yet"),
-        ),
-        Some(_) if failed => verdict(
-            type_,
-            false,
-            "RolloutFailed",
-            format!("the {label} rollout exceeded its progress deadline"),
         ),
         Some(_) if ready >= desired && ready > 0 => verdict(
             type_,
@@ -115,7 +111,7 @@ fn deployment_tier(
             format!("{ready}/{desired} {label} replicas available"),
         ),
     };
-    (v, tier, failed)
+    (v, tier)
 }
 
 fn stateful_tier(
@@ -167,17 +163,18 @@ pub fn compute(
     stack: &ValidatedStack,
     generation: Option<i64>,
     observed: &ObservedChildren,
+    releases: &Releases,
     previous: Option<&WebtoonStackStatus>,
     now: Time,
 ) -> WebtoonStackStatus {
     let spec = &stack.spec;
-    let (proxy_v, proxy_tier, proxy_failed) = deployment_tier(
+    let (proxy_v, proxy_tier) = deployment_tier(
         condition::PROXY_READY,
         "proxy",
         observed.proxy.as_ref(),
         desired_replicas(stack, Tier::Proxy, Some(now.0)),
     );
-    let (was_v, was_tier, was_failed) = deployment_tier(
+    let (was_v, was_tier) = deployment_tier(
         condition::WAS_READY,
         "WAS",
         observed.was.as_ref(),
@@ -229,7 +226,8 @@ pub fn compute(
         .map(|v| format!("{}: {}", v.type_, v.message))
         .collect();
     let ready = not_ready.is_empty();
-    let stalled = proxy_failed || was_failed;
+    let failures: Vec<String> = releases.reports.iter().map(Report::message).collect();
+    let stalled = !failures.is_empty();
     let ready_v = if ready {
         verdict(
             condition::READY,
@@ -248,12 +246,24 @@ pub fn compute(
             format!("waiting for {}", not_ready.join("; ")),
         )
     };
-    let reconciling_v = if ready || stalled {
+    let reconciling_v = if stalled || (ready && !releases.progressing) {
         verdict(
             condition::RECONCILING,
             false,
             "Reconciled",
             "the stack matches its spec".to_string(),
+        )
+    } else if ready {
+        let migrating = releases
+            .migration
+            .as_ref()
+            .filter(|_| releases.was_template != Template::Spec)
+            .and_then(|m| m.message.clone());
+        verdict(
+            condition::RECONCILING,
+            true,
+            "RollingOut",
+            migrating.unwrap_or_else(|| "a new release is rolling out".to_string()),
         )
     } else {
         verdict(
@@ -267,8 +277,8 @@ pub fn compute(
         verdict(
             condition::STALLED,
             true,
-            "Failed",
-            "a rollout exceeded its progress deadline".to_string(),
+            "RolloutFailed",
+            failures.join("; "),
         )
     } else {
         verdict(
@@ -280,6 +290,18 @@ pub fn compute(
     };
     let mut verdicts = vec![ready_v, reconciling_v, stalled_v];
     verdicts.extend(tiers);
+    if let Some(first) = releases.reports.first() {
+        let returned = releases
+            .reports
+            .iter()
+            .any(|r| matches!(r.outcome, Outcome::RolledBack(_) | Outcome::Held(Some(_))));
+        verdicts.push(Verdict {
+            type_: condition::ROLLED_BACK,
+            ok: returned,
+            reason: rolled_back_reason(&first.failed.reason),
+            message: failures.join("; "),
+        });
+    }
     WebtoonStackStatus {
         observed_generation: generation,
         conditions: conditions(verdicts, generation, previous, &now),
@@ -288,7 +310,29 @@ pub fn compute(
         database: db_tier,
         cache: cache_tier,
         url: Some(public_url(stack)),
+        rollouts: Some(releases.rollouts.clone()),
+        migration: releases.migration.clone(),
     }
+}
+
+/// The `RolledBack` reason for a failure reason: Kubernetes' own words where they
+/// are known, so that the condition reads like the pods do.
+fn rolled_back_reason(reason: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "ProgressDeadlineExceeded",
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "CrashLoopBackOff",
+        "MigrationFailed",
+        "BackupFailed",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| **k == reason)
+        .copied()
+        .unwrap_or("RolloutFailed")
 }
 
 /// The status of a stack whose spec breaks a rule: `Stalled` with reason

@@ -10,6 +10,7 @@ pub mod meta;
 pub mod network;
 pub mod placement;
 pub mod proxy;
+pub mod release;
 pub mod scaling;
 pub mod security;
 pub mod stateful;
@@ -19,7 +20,7 @@ pub mod was;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolume, PersistentVolumeClaim, Secret, Service,
 };
@@ -40,6 +41,12 @@ pub struct Observed {
     pub credentials: Option<Credentials>,
     /// The current time, for scaling schedules; `None` means no schedule is active.
     pub now: Option<jiff::Timestamp>,
+    /// The proxy Deployment's template, when the controller holds it back.
+    pub proxy_template: release::Template,
+    /// The WAS Deployment's template, when the controller holds it back.
+    pub was_template: release::Template,
+    /// The migration whose Jobs exist; `None` offline and when none ran.
+    pub migration: Option<release::MigrationJobs>,
 }
 
 /// Every child object of a stack, one list per kind.
@@ -62,6 +69,8 @@ pub struct Children {
     pub stateful_sets: Vec<StatefulSet>,
     /// Scheduled database backups; they need the database running.
     pub cron_jobs: Vec<CronJob>,
+    /// The WAS migration and the backup taken before it; created once, never changed.
+    pub jobs: Vec<Job>,
     /// Proxy and WAS.
     pub deployments: Vec<Deployment>,
     /// Autoscalers of proxy and WAS.
@@ -90,7 +99,7 @@ pub fn render(stack: &ValidatedStack, observed: &Observed) -> Children {
 impl Children {
     /// Every object as JSON, in the order they are applied: network policies,
     /// configuration, secrets and volumes first, then the data tier and its backups,
-    /// then WAS, then proxy.
+    /// then the migration, then WAS, then proxy.
     pub fn to_documents(&self) -> Result<Vec<serde_json::Value>> {
         // Destructured without `..` so that a new kind cannot be built and forgotten.
         let Self {
@@ -102,6 +111,7 @@ impl Children {
             services,
             stateful_sets,
             cron_jobs,
+            jobs,
             deployments,
             horizontal_pod_autoscalers,
             pod_disruption_budgets,
@@ -115,6 +125,7 @@ impl Children {
         push_all(&mut documents, services)?;
         push_all(&mut documents, stateful_sets)?;
         push_all(&mut documents, cron_jobs)?;
+        push_all(&mut documents, jobs)?;
         push_all(&mut documents, deployments)?;
         push_all(&mut documents, horizontal_pod_autoscalers)?;
         push_all(&mut documents, pod_disruption_budgets)?;

@@ -7,6 +7,7 @@
 //! | proxy                        | WAS                | the WAS port    |
 //! | WAS                          | MariaDB, Redis     | 3306, 6379      |
 //! | WAS                          | `wasEgress`, external database and Redis | as listed |
+//! | migration job                | as the WAS         | as the WAS      |
 //! | backup job                   | MariaDB            | 3306            |
 //! | every pod of the stack       | cluster DNS        | 53 UDP and TCP  |
 //!
@@ -30,6 +31,7 @@ use crate::render::meta::{
     INSTANCE_LABEL, Lifetime, NAME, NAME_LABEL, child_name, object_meta, selector,
 };
 use crate::render::proxy::nginx_conf::{HTTP_PORT, HTTPS_PORT};
+use crate::render::was::MIGRATION_COMPONENT;
 use crate::render::{cache, database};
 
 /// Namespace label that Kubernetes sets to the namespace's own name.
@@ -215,6 +217,17 @@ pub fn build(stack: &ValidatedStack, children: &mut Children) {
                 ports: Some(e.ports.iter().copied().map(tcp).collect()),
             }),
     );
+    let migrations = spec.was.migration.is_some();
+    if migrations {
+        // The migration reaches what the WAS reaches, and nothing reaches it.
+        policies.push(policy(
+            stack,
+            child_name(stack, MIGRATION_COMPONENT),
+            selector(stack, MIGRATION_COMPONENT),
+            Vec::new(),
+            was_egress.clone(),
+        ));
+    }
     policies.push(policy(
         stack,
         child_name(stack, "was"),
@@ -225,10 +238,18 @@ pub fn build(stack: &ValidatedStack, children: &mut Children) {
         }],
         was_egress,
     ));
+    // The WAS's data services also serve its migration.
+    let was_clients = || {
+        let mut clients = vec![pods(stack, "was")];
+        if migrations {
+            clients.push(pods(stack, MIGRATION_COMPONENT));
+        }
+        clients
+    };
 
     if embedded_database {
         let backups = spec.database.backup.is_some();
-        let mut clients = vec![pods(stack, "was")];
+        let mut clients = was_clients();
         if backups {
             clients.push(pods(stack, BACKUP_COMPONENT));
         }
@@ -264,7 +285,7 @@ pub fn build(stack: &ValidatedStack, children: &mut Children) {
             child_name(stack, "cache"),
             selector(stack, "cache"),
             vec![NetworkPolicyIngressRule {
-                from: Some(vec![pods(stack, "was")]),
+                from: Some(was_clients()),
                 ports: Some(vec![tcp(cache::PORT)]),
             }],
             vec![cluster_dns()],

@@ -225,6 +225,15 @@ pub fn cases() -> Vec<Case> {
                     json!([{"name": "WEBTOON_DB_HOST", "value": "evil.example"}])
             },
         },
+        Case {
+            path: ".spec.was.migration.env",
+            rule: "startsWith('WEBTOON_')",
+            accept: |v| {
+                v["spec"]["was"]["migration"] =
+                    json!({"command": ["bin/migrate"], "env": [{"name": "STEP", "value": "all"}]})
+            },
+            reject: |v| v["spec"]["was"]["migration"] = json!({"command": ["bin/migrate"], "env": [{"name": "WEBTOON_DB_NAME", "value": "other"}]}),
+        },
     ]
 }
 

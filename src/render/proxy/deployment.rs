@@ -20,6 +20,7 @@ use crate::render::Observed;
 use crate::render::drain::sleep_before_stop;
 use crate::render::meta::{Lifetime, checksum, child_name, labels, object_meta, selector};
 use crate::render::placement::spread_constraints;
+use crate::render::release::resolve;
 use crate::render::scaling::{Tier, deployment_replicas};
 use crate::render::security::{container_security_context, pod_security_context, scratch_volume};
 use crate::render::storage::images_claim_name;
@@ -58,8 +59,38 @@ fn health_probe(period: i32, failures: i32) -> Probe {
     }
 }
 
-/// The proxy Deployment running `conf`.
+/// The proxy Deployment: the pod template running `conf`, or the one the controller
+/// holds it at.
 pub fn deployment(stack: &ValidatedStack, observed: &Observed, conf: &str) -> Deployment {
+    Deployment {
+        metadata: object_meta(
+            stack,
+            child_name(stack, "proxy"),
+            "proxy",
+            Lifetime::WithStack,
+        ),
+        spec: Some(DeploymentSpec {
+            replicas: deployment_replicas(stack, Tier::Proxy, observed.now),
+            selector: selector(stack, "proxy"),
+            progress_deadline_seconds: Some(stack.spec.proxy.rollout.progress_deadline_seconds),
+            min_ready_seconds: Some(5),
+            revision_history_limit: Some(10),
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".to_string()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_unavailable: Some(IntOrString::Int(0)),
+                    max_surge: Some(IntOrString::Int(1)),
+                }),
+            }),
+            template: resolve(pod_template(stack, conf), &observed.proxy_template),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The proxy pod template of the spec, running `conf`.
+pub fn pod_template(stack: &ValidatedStack, conf: &str) -> PodTemplateSpec {
     let proxy = &stack.spec.proxy;
     let mut ports = vec![port("http", HTTP_PORT)];
     if stack.spec.tls.is_some() {
@@ -123,49 +154,26 @@ pub fn deployment(stack: &ValidatedStack, observed: &Observed, conf: &str) -> De
         ..Default::default()
     };
 
-    Deployment {
-        metadata: object_meta(
-            stack,
-            child_name(stack, "proxy"),
-            "proxy",
-            Lifetime::WithStack,
-        ),
-        spec: Some(DeploymentSpec {
-            replicas: deployment_replicas(stack, Tier::Proxy, observed.now),
-            selector: selector(stack, "proxy"),
-            min_ready_seconds: Some(5),
-            revision_history_limit: Some(10),
-            strategy: Some(DeploymentStrategy {
-                type_: Some("RollingUpdate".to_string()),
-                rolling_update: Some(RollingUpdateDeployment {
-                    max_unavailable: Some(IntOrString::Int(0)),
-                    max_surge: Some(IntOrString::Int(1)),
-                }),
-            }),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels(stack, "proxy")),
-                    annotations: Some(BTreeMap::from([(
-                        CONFIG_CHECKSUM_ANNOTATION.to_string(),
-                        checksum(conf),
-                    )])),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
-                    // No fsGroup: it would make the kubelet chown every file of the
-                    // shared image volume.
-                    security_context: Some(pod_security_context(NGINX_UID, None)),
-                    termination_grace_period_seconds: Some(30 + DRAIN_SECONDS),
-                    topology_spread_constraints: Some(spread_constraints(stack, "proxy")),
-                    volumes: Some(volumes),
-                    ..Default::default()
-                }),
-            },
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels(stack, "proxy")),
+            annotations: Some(BTreeMap::from([(
+                CONFIG_CHECKSUM_ANNOTATION.to_string(),
+                checksum(conf),
+            )])),
             ..Default::default()
         }),
-        ..Default::default()
+        spec: Some(PodSpec {
+            containers: vec![container],
+            automount_service_account_token: Some(false),
+            enable_service_links: Some(false),
+            // No fsGroup: it would make the kubelet chown every file of the
+            // shared image volume.
+            security_context: Some(pod_security_context(NGINX_UID, None)),
+            termination_grace_period_seconds: Some(30 + DRAIN_SECONDS),
+            topology_spread_constraints: Some(spread_constraints(stack, "proxy")),
+            volumes: Some(volumes),
+            ..Default::default()
+        }),
     }
 }

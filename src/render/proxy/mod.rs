@@ -4,7 +4,7 @@ mod deployment;
 pub mod nginx_conf;
 mod service;
 
-pub use deployment::{CONFIG_CHECKSUM_ANNOTATION, deployment};
+pub use deployment::{CONFIG_CHECKSUM_ANNOTATION, deployment, pod_template};
 pub use service::service;
 
 use std::collections::BTreeMap;
@@ -32,6 +32,11 @@ pub fn config_map(stack: &ValidatedStack, conf: &str) -> ConfigMap {
         )])),
         ..Default::default()
     }
+}
+
+/// The proxy pod template the spec gives.
+pub fn spec_template(stack: &ValidatedStack) -> k8s_openapi::api::core::v1::PodTemplateSpec {
+    pod_template(stack, &nginx_conf(stack, &NginxLayout::in_cluster(stack)))
 }
 
 /// Adds the proxy objects to `children`.

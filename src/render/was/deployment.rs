@@ -18,6 +18,7 @@ use crate::render::drain::sleep_before_stop;
 use crate::render::meta::{Lifetime, child_name, labels, object_meta, selector};
 use crate::render::placement::spread_constraints;
 use crate::render::proxy::nginx_conf::RESOLVE_VALID_SECONDS;
+use crate::render::release::resolve;
 use crate::render::scaling::{Tier, deployment_replicas};
 use crate::render::security::{
     container_security_context, pod_security_context_image_user, scratch_volume,
@@ -67,10 +68,36 @@ fn probe(stack: &ValidatedStack, period: i32, failures: i32, initial_delay: i32)
 }
 
 /// The WAS Deployment: rolling updates that never drop below the desired count,
-/// per-pod probes, spread over nodes and zones, images mounted read-write.
+/// the pod template of the spec or the one the controller holds it at.
 pub fn deployment(stack: &ValidatedStack, observed: &Observed) -> Deployment {
     let was = &stack.spec.was;
     let name = child_name(stack, "was");
+    Deployment {
+        metadata: object_meta(stack, name, "was", Lifetime::WithStack),
+        spec: Some(DeploymentSpec {
+            replicas: deployment_replicas(stack, Tier::Was, observed.now),
+            selector: selector(stack, "was"),
+            progress_deadline_seconds: Some(was.rollout.progress_deadline_seconds),
+            min_ready_seconds: Some(5),
+            revision_history_limit: Some(10),
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".to_string()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_unavailable: Some(IntOrString::Int(0)),
+                    max_surge: Some(IntOrString::String("25%".to_string())),
+                }),
+            }),
+            template: resolve(pod_template(stack), &observed.was_template),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The WAS pod template of the spec: per-pod probes, spread over nodes and zones,
+/// images mounted read-write.
+pub fn pod_template(stack: &ValidatedStack) -> PodTemplateSpec {
+    let was = &stack.spec.was;
     let container = Container {
         name: "was".to_string(),
         image: Some(was.image.clone()),
@@ -94,49 +121,30 @@ pub fn deployment(stack: &ValidatedStack, observed: &Observed) -> Deployment {
         ]),
         ..Default::default()
     };
-    Deployment {
-        metadata: object_meta(stack, name, "was", Lifetime::WithStack),
-        spec: Some(DeploymentSpec {
-            replicas: deployment_replicas(stack, Tier::Was, observed.now),
-            selector: selector(stack, "was"),
-            progress_deadline_seconds: Some(was.rollout.progress_deadline_seconds),
-            min_ready_seconds: Some(5),
-            revision_history_limit: Some(10),
-            strategy: Some(DeploymentStrategy {
-                type_: Some("RollingUpdate".to_string()),
-                rolling_update: Some(RollingUpdateDeployment {
-                    max_unavailable: Some(IntOrString::Int(0)),
-                    max_surge: Some(IntOrString::String("25%".to_string())),
-                }),
-            }),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels(stack, "was")),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
-                    security_context: Some(pod_security_context_image_user()),
-                    termination_grace_period_seconds: Some(30 + DRAIN_SECONDS),
-                    topology_spread_constraints: Some(spread_constraints(stack, "was")),
-                    volumes: Some(vec![
-                        Volume {
-                            name: "images".to_string(),
-                            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                                claim_name: images_claim_name(stack),
-                                read_only: Some(false),
-                            }),
-                            ..Default::default()
-                        },
-                        scratch_volume("tmp", "1Gi", false),
-                    ]),
-                    ..Default::default()
-                }),
-            },
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels(stack, "was")),
             ..Default::default()
         }),
-        ..Default::default()
+        spec: Some(PodSpec {
+            containers: vec![container],
+            automount_service_account_token: Some(false),
+            enable_service_links: Some(false),
+            security_context: Some(pod_security_context_image_user()),
+            termination_grace_period_seconds: Some(30 + DRAIN_SECONDS),
+            topology_spread_constraints: Some(spread_constraints(stack, "was")),
+            volumes: Some(vec![
+                Volume {
+                    name: "images".to_string(),
+                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                        claim_name: images_claim_name(stack),
+                        read_only: Some(false),
+                    }),
+                    ..Default::default()
+                },
+                scratch_volume("tmp", "1Gi", false),
+            ]),
+            ..Default::default()
+        }),
     }
 }
