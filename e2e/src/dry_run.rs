@@ -66,6 +66,7 @@ pub fn children(stack: &ValidatedStack) -> Children {
         &Observed {
             credentials: Some(fake_credentials()),
             now,
+            ..Default::default()
         },
     )
 }

@@ -8,6 +8,7 @@ pub mod examples;
 pub mod kubectl;
 pub mod namespace;
 pub mod operator;
+pub mod pods;
 pub mod stack;
 pub mod wait;
 

@@ -271,6 +271,7 @@ pub fn rendered_children(stack: &WebtoonStack) -> webtoon_operator::render::Chil
     let observed = webtoon_operator::render::Observed {
         credentials: Some(crate::dry_run::fake_credentials()),
         now: Some(jiff::Timestamp::now()),
+        ..Default::default()
     };
     webtoon_operator::render::render(&validated, &observed)
 }

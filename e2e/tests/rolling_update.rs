@@ -1,18 +1,16 @@
 //! A new WAS image rolls out without ever serving with fewer ready pods than the
 //! stack wants, and ends with every pod on the new image.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
-use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
 use webtoon_e2e::crd::ensure_crd;
 use webtoon_e2e::namespace::within_namespace;
 use webtoon_e2e::operator::{Operator, Scope};
+use webtoon_e2e::pods::{ReadyFloor, image, is_ready};
 use webtoon_e2e::stack;
 use webtoon_e2e::wait;
 
@@ -21,23 +19,6 @@ const REPLICAS: i32 = 3;
 /// The release rolled out, unless `$WEBTOON_E2E_NEXT_WAS_IMAGE` names one the cluster
 /// can pull.
 const NEW_IMAGE: &str = "registry.example/minitoon/was:1.0.1";
-
-fn is_ready(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_none()
-        && pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-fn image(pod: &Pod) -> String {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.containers.first())
-        .and_then(|c| c.image.clone())
-        .unwrap_or_default()
-}
 
 async fn image_change_rolls_without_losing_capacity(client: Client, namespace: String) {
     ensure_crd(&client).await;
@@ -63,48 +44,7 @@ async fn image_change_rolls_without_losing_capacity(client: Client, namespace: S
     .await;
 
     // Every pod event during the rollout: the ready count of the stack's WAS pods.
-    let watched = pods.clone();
-    let watch_selector = selector.clone();
-    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-    let observer = tokio::spawn(async move {
-        let config = watcher::Config::default().labels(&watch_selector);
-        let mut stream = Box::pin(watcher::watcher(watched, config));
-        let mut pods: BTreeMap<String, Pod> = BTreeMap::new();
-        let mut listing: BTreeMap<String, Pod> = BTreeMap::new();
-        let mut lowest = i32::MAX;
-        let mut events = 0usize;
-        loop {
-            let event = tokio::select! {
-                _ = &mut stopped => return (lowest, events),
-                item = stream.next() => match item {
-                    Some(Ok(event)) => event,
-                    Some(Err(_)) => continue,
-                    None => return (lowest, events),
-                },
-            };
-            match event {
-                Event::Init => listing.clear(),
-                Event::InitApply(pod) => {
-                    listing.insert(pod.name_any(), pod);
-                }
-                Event::InitDone => pods = std::mem::take(&mut listing),
-                Event::Apply(pod) => {
-                    pods.insert(pod.name_any(), pod);
-                }
-                Event::Delete(pod) => {
-                    pods.remove(&pod.name_any());
-                }
-            }
-            events += 1;
-            let ready = pods.values().filter(|p| is_ready(p)).count() as i32;
-            if !pods.is_empty() {
-                lowest = lowest.min(ready);
-            }
-            if lowest < REPLICAS {
-                return (lowest, events);
-            }
-        }
-    });
+    let floor = ReadyFloor::watch(pods.clone(), &selector, REPLICAS);
 
     let new_image = stack::was_image(stack::NEXT_WAS_IMAGE_ENV, NEW_IMAGE);
     let mut changed = minimal;
@@ -146,8 +86,7 @@ async fn image_change_rolls_without_losing_capacity(client: Client, namespace: S
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .collect();
-    let _ = stop.send(());
-    let (lowest, events) = observer.await.expect("the pod observer ran");
+    let (lowest, events) = floor.finish().await;
     assert!(
         events > 0,
         "the pod observer saw no event during the rollout"
