@@ -210,3 +210,159 @@ pub fn advance(observation: &MigrationObservation<'_>, now: &Time) -> MigrationD
     decision.status = Some(status);
     decision
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
+
+    use super::*;
+
+    const NEW: &str = "was:2";
+
+    fn at() -> Time {
+        Time("2026-12-01T03:00:00Z".parse().expect("a timestamp"))
+    }
+
+    fn observation<'a>(
+        running: Option<&'a str>,
+        previous: Option<&'a MigrationStatus>,
+    ) -> MigrationObservation<'a> {
+        MigrationObservation {
+            image: NEW,
+            running_image: running,
+            database_ready: true,
+            backup_database: Some("webtoon"),
+            job_name: "minitoon-migration-1234abcd".to_string(),
+            backup: JobOutcome::Running,
+            migration: JobOutcome::Running,
+            previous,
+        }
+    }
+
+    fn job(type_: &str, reason: &str) -> Job {
+        Job {
+            status: Some(JobStatus {
+                conditions: Some(vec![JobCondition {
+                    type_: type_.to_string(),
+                    status: "True".to_string(),
+                    reason: Some(reason.to_string()),
+                    message: Some("Job was active longer than specified deadline".to_string()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_job_ends_by_its_complete_or_failed_condition() {
+        assert_eq!(outcome(None), JobOutcome::Running);
+        assert_eq!(outcome(Some(&job("Complete", ""))), JobOutcome::Succeeded);
+        assert!(matches!(
+            outcome(Some(&job("Failed", "DeadlineExceeded"))),
+            JobOutcome::Failed(why) if why.starts_with("DeadlineExceeded: ")
+        ));
+        assert_eq!(outcome(Some(&job("Suspended", ""))), JobOutcome::Running);
+    }
+
+    #[test]
+    fn an_image_the_was_already_runs_needs_no_migration() {
+        let decision = advance(&observation(Some(NEW), None), &at());
+        assert_eq!(decision.status, None);
+        assert!(!decision.hold);
+    }
+
+    #[test]
+    fn a_new_image_is_backed_up_then_migrated_then_released() {
+        let started = advance(&observation(Some("was:1"), None), &at());
+        assert!(started.hold && started.in_progress);
+        let status = started.status.clone().expect("a migration record");
+        assert_eq!(status.phase, MigrationPhase::BackingUp);
+        assert_eq!(
+            status.backup.as_deref(),
+            Some("webtoon-20261201T030000Z.sql.gz")
+        );
+
+        let mut backed_up = observation(Some("was:1"), Some(&status));
+        backed_up.backup = JobOutcome::Succeeded;
+        let running = advance(&backed_up, &at());
+        let status = running.status.clone().expect("a migration record");
+        assert_eq!(status.phase, MigrationPhase::Running);
+        assert!(running.hold);
+        assert_eq!(running.happened[0].reason, "MigrationStarted");
+
+        let mut migrated = observation(Some("was:1"), Some(&status));
+        migrated.migration = JobOutcome::Succeeded;
+        let done = advance(&migrated, &at());
+        assert_eq!(
+            done.status.as_ref().map(|m| m.phase),
+            Some(MigrationPhase::Succeeded)
+        );
+        assert!(!done.hold && !done.in_progress);
+        // Succeeded stays succeeded: the image is not migrated again.
+        let status = done.status.clone().expect("a migration record");
+        let later = advance(&observation(Some(NEW), Some(&status)), &at());
+        assert_eq!(later.status, Some(status));
+    }
+
+    #[test]
+    fn a_new_stack_waits_for_its_database_and_takes_no_backup() {
+        let mut waiting = observation(None, None);
+        waiting.database_ready = false;
+        let pending = advance(&waiting, &at());
+        let status = pending.status.clone().expect("a migration record");
+        assert_eq!(
+            (status.phase, status.backup.as_deref()),
+            (MigrationPhase::Pending, None)
+        );
+        assert!(pending.hold);
+        let ready = advance(&observation(None, Some(&status)), &at());
+        assert_eq!(ready.status.map(|m| m.phase), Some(MigrationPhase::Running));
+    }
+
+    #[test]
+    fn a_failed_backup_or_migration_holds_the_image_for_good() {
+        let started = advance(&observation(Some("was:1"), None), &at())
+            .status
+            .expect("a migration record");
+        let mut backup_failed = observation(Some("was:1"), Some(&started));
+        backup_failed.backup = JobOutcome::Failed("BackoffLimitExceeded: 3 failures".to_string());
+        let decision = advance(&backup_failed, &at());
+        assert_eq!(
+            decision.status.as_ref().map(|m| m.phase),
+            Some(MigrationPhase::BackupFailed)
+        );
+        assert_eq!(
+            decision.failed.as_ref().map(|f| f.0.as_str()),
+            Some("BackupFailed")
+        );
+        assert!(decision.hold && !decision.in_progress);
+
+        let running = MigrationStatus {
+            phase: MigrationPhase::Running,
+            ..started
+        };
+        let mut failing = observation(Some("was:1"), Some(&running));
+        failing.migration = JobOutcome::Failed("DeadlineExceeded: too long".to_string());
+        let failed = advance(&failing, &at());
+        let status = failed.status.clone().expect("a migration record");
+        assert_eq!(status.phase, MigrationPhase::Failed);
+        assert!(
+            status
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("webtoon-20261201T030000Z.sql.gz")),
+            "the message names the backup to restore from: {:?}",
+            status.message
+        );
+        assert_eq!(
+            failed.failed.as_ref().map(|f| f.0.as_str()),
+            Some("MigrationFailed")
+        );
+        // Reconciled again, the same image is not retried.
+        let again = advance(&observation(Some("was:1"), Some(&status)), &at());
+        assert_eq!(again.status, Some(status));
+        assert!(again.hold);
+    }
+}

@@ -241,3 +241,261 @@ pub fn template_of(replica_sets: &[ReplicaSet], hash: &str) -> Option<PodTemplat
         .filter_map(|rs| rs.spec.as_ref()?.template.clone())
         .find(|t| hash_of(t) == Some(hash))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus, ReplicaSetSpec};
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateWaiting, ContainerStatus, PodStatus,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use serde_json::json;
+
+    use super::*;
+    use crate::render::release::TEMPLATE_HASH_ANNOTATION;
+
+    const NOW: &str = "2026-12-01T00:10:00Z";
+
+    fn now() -> jiff::Timestamp {
+        NOW.parse().expect("a timestamp")
+    }
+
+    fn template(hash: &str) -> PodTemplateSpec {
+        PodTemplateSpec {
+            metadata: Some(ObjectMeta {
+                annotations: Some(BTreeMap::from([(
+                    TEMPLATE_HASH_ANNOTATION.to_string(),
+                    hash.to_string(),
+                )])),
+                ..Default::default()
+            }),
+            spec: None,
+        }
+    }
+
+    fn deployment(hash: &str, status: serde_json::Value) -> Deployment {
+        Deployment {
+            metadata: ObjectMeta {
+                generation: Some(2),
+                ..Default::default()
+            },
+            spec: Some(DeploymentSpec {
+                replicas: Some(3),
+                template: template(hash),
+                ..Default::default()
+            }),
+            status: Some(serde_json::from_value::<DeploymentStatus>(status).expect("a status")),
+        }
+    }
+
+    fn finished() -> serde_json::Value {
+        json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3,
+               "conditions": [{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]})
+    }
+
+    fn pod(hash: &str, age_seconds: i64, reason: &str, restarts: i32) -> Pod {
+        let created = now() - jiff::SignedDuration::from_secs(age_seconds);
+        Pod {
+            metadata: ObjectMeta {
+                name: Some("minitoon-was-abc".to_string()),
+                creation_timestamp: Some(Time(created)),
+                annotations: Some(BTreeMap::from([(
+                    TEMPLATE_HASH_ANNOTATION.to_string(),
+                    hash.to_string(),
+                )])),
+                ..Default::default()
+            },
+            spec: None,
+            status: Some(PodStatus {
+                container_statuses: Some(vec![ContainerStatus {
+                    name: "was".to_string(),
+                    restart_count: restarts,
+                    state: Some(ContainerState {
+                        waiting: Some(ContainerStateWaiting {
+                            reason: Some(reason.to_string()),
+                            message: Some("no such host".to_string()),
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn a_rollout_is_complete_only_when_every_replica_runs_the_template() {
+        let done = deployment("new", finished());
+        assert_eq!(progress(Some(&done), "new", &[], now()), Progress::Complete);
+        assert_eq!(
+            progress(Some(&done), "other", &[], now()),
+            Progress::Elsewhere
+        );
+        assert_eq!(progress(None, "new", &[], now()), Progress::Elsewhere);
+        let mut old_pods_left = finished();
+        old_pods_left["replicas"] = json!(4);
+        let stale = json!({"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3,
+                           "conditions": [{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]});
+        for status in [old_pods_left, stale] {
+            assert_eq!(
+                progress(Some(&deployment("new", status)), "new", &[], now()),
+                Progress::Progressing
+            );
+        }
+    }
+
+    #[test]
+    fn a_rollout_fails_on_its_deadline_or_on_pods_stuck_past_the_bound() {
+        let deadline = deployment(
+            "new",
+            json!({"observedGeneration": 2, "conditions": [{"type": "Progressing", "status": "False",
+                    "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet has timed out progressing."}]}),
+        );
+        assert!(matches!(
+            progress(Some(&deadline), "new", &[], now()),
+            Progress::Failed { reason, .. } if reason == "ProgressDeadlineExceeded"
+        ));
+        let rolling = deployment("new", json!({"observedGeneration": 2, "replicas": 4}));
+        let bound = IMAGE_PULL_BOUND.as_secs() as i64;
+        let young = pod("new", bound - 1, "ImagePullBackOff", 0);
+        assert_eq!(
+            progress(Some(&rolling), "new", &[young], now()),
+            Progress::Progressing
+        );
+        let old = pod("new", bound, "ImagePullBackOff", 0);
+        assert!(matches!(
+            progress(Some(&rolling), "new", &[old], now()),
+            Progress::Failed { reason, message } if reason == "ImagePullBackOff" && message.contains("no such host")
+        ));
+        let other_release = pod("old", bound * 10, "ImagePullBackOff", 0);
+        assert_eq!(
+            progress(Some(&rolling), "new", &[other_release], now()),
+            Progress::Progressing
+        );
+        let crashing = pod("new", 5, "CrashLoopBackOff", CRASH_LOOP_RESTARTS - 1);
+        assert_eq!(
+            progress(Some(&rolling), "new", &[crashing], now()),
+            Progress::Progressing
+        );
+        let crashed = pod("new", 5, "CrashLoopBackOff", CRASH_LOOP_RESTARTS);
+        assert!(matches!(
+            progress(Some(&rolling), "new", &[crashed], now()),
+            Progress::Failed { reason, .. } if reason == "CrashLoopBackOff"
+        ));
+    }
+
+    fn observe<'a>(
+        rollout: &'a RolloutSpec,
+        hash: &'a str,
+        progress: Progress,
+        previous: Option<&'a TierRollout>,
+    ) -> TierObservation<'a> {
+        TierObservation {
+            rollout,
+            image: "was:2",
+            hash,
+            progress,
+            blocked: None,
+            previous,
+        }
+    }
+
+    fn failed() -> Progress {
+        Progress::Failed {
+            reason: "ImagePullBackOff".to_string(),
+            message: "no such host".to_string(),
+        }
+    }
+
+    #[test]
+    fn a_failed_release_returns_to_the_last_known_good_until_the_spec_changes() {
+        let at = Time(now());
+        let on = RolloutSpec::default();
+        let good = decide(&observe(&on, "h1", Progress::Complete, None), &at);
+        assert!(good.newly_good);
+        assert_eq!(
+            good.status
+                .last_known_good
+                .as_ref()
+                .map(|g| g.template_hash.as_str()),
+            Some("h1")
+        );
+        let again = decide(
+            &observe(&on, "h1", Progress::Complete, Some(&good.status)),
+            &at,
+        );
+        assert!(!again.newly_good, "an unchanged release is recorded once");
+
+        let broken = decide(&observe(&on, "h2", failed(), Some(&good.status)), &at);
+        assert!(broken.newly_failed);
+        assert_eq!(broken.restore.as_deref(), Some("h1"));
+        assert_eq!(
+            broken.status.failed.as_ref().map(|f| f.reason.as_str()),
+            Some("ImagePullBackOff")
+        );
+        // Rolled back, the Deployment runs h1 again: the spec (h2) is still the
+        // failed one, so it stays rolled back and is reported once.
+        let held = decide(
+            &observe(&on, "h2", Progress::Elsewhere, Some(&broken.status)),
+            &at,
+        );
+        assert!(!held.newly_failed);
+        assert_eq!(held.restore.as_deref(), Some("h1"));
+        assert!(!held.progressing);
+
+        let fixed = decide(
+            &observe(&on, "h3", Progress::Progressing, Some(&held.status)),
+            &at,
+        );
+        assert!(
+            fixed.status.failed.is_none(),
+            "a new spec clears the failure"
+        );
+        assert!(fixed.restore.is_none());
+        assert!(fixed.progressing);
+    }
+
+    #[test]
+    fn without_auto_rollback_or_a_good_release_nothing_is_restored() {
+        let at = Time(now());
+        let off = RolloutSpec {
+            auto_rollback: false,
+            ..RolloutSpec::default()
+        };
+        let good = decide(&observe(&off, "h1", Progress::Complete, None), &at);
+        let broken = decide(&observe(&off, "h2", failed(), Some(&good.status)), &at);
+        assert!(broken.newly_failed);
+        assert!(broken.restore.is_none());
+        let on = RolloutSpec::default();
+        let first = decide(&observe(&on, "h1", failed(), None), &at);
+        assert!(first.newly_failed);
+        assert!(
+            first.restore.is_none(),
+            "a first release has nothing to return to"
+        );
+        let mut blocked = observe(&on, "h2", Progress::Elsewhere, Some(&good.status));
+        blocked.blocked = Some(("MigrationFailed".to_string(), "Job failed".to_string()));
+        let migration = decide(&blocked, &at);
+        assert_eq!(
+            migration.status.failed.as_ref().map(|f| f.reason.as_str()),
+            Some("MigrationFailed")
+        );
+    }
+
+    #[test]
+    fn the_template_to_restore_comes_from_the_replica_set_of_that_release() {
+        let set = |hash: &str| ReplicaSet {
+            spec: Some(ReplicaSetSpec {
+                template: Some(template(hash)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let sets = [set("h2"), set("h1")];
+        assert_eq!(template_of(&sets, "h1"), Some(template("h1")));
+        assert_eq!(template_of(&sets, "h0"), None);
+    }
+}

@@ -447,3 +447,154 @@ pub fn is_true(status: Option<&WebtoonStackStatus>, type_: &str) -> bool {
         })
         .unwrap_or(false)
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::apps::v1::{DeploymentStatus, StatefulSetStatus};
+    use k8s_openapi::api::core::v1::PersistentVolumeClaimStatus;
+
+    use super::*;
+    use crate::api::{FailedRelease, WebtoonStack, validate};
+    use crate::controller::release::Outcome;
+
+    fn stack() -> ValidatedStack {
+        let stack: WebtoonStack = serde_saphyr::from_str(
+            "apiVersion: webtoon.io/v1alpha1\nkind: WebtoonStack\nmetadata: {name: minitoon, namespace: webtoon}\nspec: {hosts: [minitoon.example], was: {image: registry.example/minitoon/was:1.0.0}}\n",
+        )
+        .expect("a stack");
+        validate(&stack).expect("a valid stack")
+    }
+
+    fn serving() -> ObservedChildren {
+        let deployment = Deployment {
+            status: Some(DeploymentStatus {
+                available_replicas: Some(2),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let set = StatefulSet {
+            status: Some(StatefulSetStatus {
+                ready_replicas: Some(1),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        ObservedChildren {
+            proxy: Some(deployment.clone()),
+            was: Some(deployment),
+            database: Some(set.clone()),
+            cache: Some(set),
+            images: Some(PersistentVolumeClaim {
+                status: Some(PersistentVolumeClaimStatus {
+                    phase: Some("Bound".to_string()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn get<'a>(status: &'a WebtoonStackStatus, type_: &str) -> Option<&'a Condition> {
+        status.conditions.iter().find(|c| c.type_ == type_)
+    }
+
+    fn report(outcome: Outcome) -> Report {
+        Report {
+            tier: "WAS",
+            failed: FailedRelease {
+                image: "registry.invalid/minitoon/was:2.0.0".to_string(),
+                template_hash: "h2".to_string(),
+                reason: "ImagePullBackOff".to_string(),
+                message: "no such host".to_string(),
+                time: None,
+            },
+            outcome,
+        }
+    }
+
+    #[test]
+    fn a_rolled_back_release_is_stalled_and_rolled_back_while_the_old_one_serves() {
+        let now = Time("2026-12-01T00:00:00Z".parse().expect("a timestamp"));
+        let releases = Releases {
+            reports: vec![report(Outcome::RolledBack(
+                "registry.example/minitoon/was:1.0.0".to_string(),
+            ))],
+            ..Default::default()
+        };
+        let status = compute(&stack(), Some(2), &serving(), &releases, None, now.clone());
+        let ready = get(&status, condition::READY).expect("Ready");
+        assert_eq!(ready.status, "True", "{}", ready.message);
+        let stalled = get(&status, condition::STALLED).expect("Stalled");
+        assert_eq!(
+            (stalled.status.as_str(), stalled.reason.as_str()),
+            ("True", "RolloutFailed")
+        );
+        assert!(
+            stalled
+                .message
+                .contains("rolled back to image registry.example/minitoon/was:1.0.0")
+        );
+        let rolled = get(&status, condition::ROLLED_BACK).expect("RolledBack");
+        assert_eq!(
+            (rolled.status.as_str(), rolled.reason.as_str()),
+            ("True", "ImagePullBackOff")
+        );
+        assert_eq!(
+            get(&status, condition::RECONCILING).map(|c| c.status.as_str()),
+            Some("False")
+        );
+
+        let left = Releases {
+            reports: vec![report(Outcome::LeftAsIs)],
+            ..Default::default()
+        };
+        let status = compute(
+            &stack(),
+            Some(2),
+            &serving(),
+            &left,
+            Some(&status),
+            now.clone(),
+        );
+        let rolled = get(&status, condition::ROLLED_BACK).expect("RolledBack");
+        assert_eq!(rolled.status, "False");
+        assert!(rolled.message.contains("autoRollback is off"));
+
+        let cleared = compute(
+            &stack(),
+            Some(3),
+            &serving(),
+            &Releases::default(),
+            Some(&status),
+            now,
+        );
+        assert!(
+            get(&cleared, condition::ROLLED_BACK).is_none(),
+            "a new release clears it"
+        );
+        assert_eq!(
+            get(&cleared, condition::STALLED).map(|c| c.status.as_str()),
+            Some("False")
+        );
+    }
+
+    #[test]
+    fn a_release_under_way_is_reconciling_though_every_tier_serves() {
+        let now = Time("2026-12-01T00:00:00Z".parse().expect("a timestamp"));
+        let releases = Releases {
+            progressing: true,
+            ..Default::default()
+        };
+        let status = compute(&stack(), Some(2), &serving(), &releases, None, now);
+        assert_eq!(
+            get(&status, condition::READY).map(|c| c.status.as_str()),
+            Some("True")
+        );
+        let reconciling = get(&status, condition::RECONCILING).expect("Reconciling");
+        assert_eq!(
+            (reconciling.status.as_str(), reconciling.reason.as_str()),
+            ("True", "RollingOut")
+        );
+    }
+}
