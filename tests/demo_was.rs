@@ -1,13 +1,15 @@
 //! The demo WAS (`examples/demo-was`) end to end, against a real MariaDB and a real
 //! Redis started with the rendered configuration and scripts, given exactly the
 //! environment the operator renders into WAS pods (nothing else), with only the
-//! addresses, ports and image directory pointed at the test's own.
+//! addresses, ports and image directory pointed at the test's own. Its migration,
+//! `demo-was migrate`, runs the same way, with the environment and command of the
+//! rendered migration Job.
 
 mod common;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::http_get::{Reply, get};
@@ -15,6 +17,8 @@ use common::process::free_port;
 use common::servers::{MariaDb, ROOT_PASSWORD, Redis, redis_local_layout};
 use common::{TempDir, config_file, resolved_env, stack_from_yaml};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use webtoon_operator::render::release::MigrationJobs;
+use webtoon_operator::render::was::migration_job_name;
 use webtoon_operator::render::{Children, Observed, render};
 
 const STACK: &str = r#"
@@ -23,8 +27,16 @@ kind: WebtoonStack
 metadata: {name: demotoon, namespace: webtoon}
 spec:
   hosts: [demotoon.example]
-  was: {image: registry.example/demotoon/was:1.0.0, port: 8080}
+  was:
+    image: registry.example/demotoon/was:1.0.0
+    port: 8080
+    migration:
+      command: [demo-was, migrate]
+      # Short, so that the runs against no database fail quickly.
+      env: [{name: DEMO_WAS_MIGRATE_TIMEOUT_SECONDS, value: "4"}]
 "#;
+/// The image the rendered migration Job runs in.
+const NEXT_IMAGE: &str = "registry.example/demotoon/was:1.1.0";
 const APP_PASSWORD: &str = "app-pass-0123456789";
 const CACHE_PASSWORD: &str = "cache-pass-0123456789";
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -97,14 +109,15 @@ async fn until_healthy(address: SocketAddr) {
     }
 }
 
-async fn start() -> Stack {
-    let children = render(&stack_from_yaml(STACK), &Observed::default());
-    let cnf = config_file(&children, "demotoon-database-config", "webtoon.cnf");
-    let db = MariaDb::start("demo-was-mariadb", &cnf);
+/// MariaDB with the rendered configuration, initialised by the rendered init script:
+/// the application's database and user exist, its table does not yet.
+fn database(children: &Children, name: &str) -> MariaDb {
+    let cnf = config_file(children, "demotoon-database-config", "webtoon.cnf");
+    let db = MariaDb::start(name, &cnf);
     let init = db.dir.0.join("init.sh");
     std::fs::write(
         &init,
-        config_file(&children, "demotoon-database-init", "10-webtoon-init.sh"),
+        config_file(children, "demotoon-database-init", "10-webtoon-init.sh"),
     )
     .expect("write init");
     let out = db.run_script(
@@ -116,6 +129,12 @@ async fn start() -> Stack {
         ],
     );
     assert!(out.status.success(), "init: {out:?}");
+    db
+}
+
+async fn start() -> Stack {
+    let children = render(&stack_from_yaml(STACK), &Observed::default());
+    let db = database(&children, "demo-was-mariadb");
 
     let redis_name = "demo-was-redis";
     let redis_dir = common::root()
@@ -297,5 +316,177 @@ async fn sigterm_finishes_every_request_in_flight_then_exits() {
     assert!(
         get(address, "/healthz").await.is_err(),
         "no new connection after the exit"
+    );
+}
+
+/// The migration Job the operator renders for `NEXT_IMAGE`: its command and its
+/// environment, with Secret references resolved and `overrides` applied.
+fn migration_job(overrides: &[(&str, String)]) -> (Vec<String>, Vec<(String, String)>) {
+    let stack = stack_from_yaml(STACK);
+    let observed = Observed {
+        migration: Some(MigrationJobs {
+            image: NEXT_IMAGE.to_string(),
+            backup: None,
+            migrate: true,
+        }),
+        ..Observed::default()
+    };
+    let children = render(&stack, &observed);
+    let name = migration_job_name(&stack, NEXT_IMAGE);
+    let container = children
+        .jobs
+        .iter()
+        .find(|j| j.metadata.name.as_deref() == Some(name.as_str()))
+        .and_then(|j| j.spec.as_ref()?.template.spec.as_ref())
+        .map(|pod| pod.containers[0].clone())
+        .expect("the migration Job");
+    let secrets = [
+        ("database-password", APP_PASSWORD),
+        ("cache-password", CACHE_PASSWORD),
+    ];
+    let env = resolved_env(
+        container.env.as_deref().unwrap_or_default(),
+        &secrets,
+        overrides,
+    );
+    (container.command.expect("a command"), env)
+}
+
+struct Run {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+}
+
+/// Runs the demo binary with `args` and exactly `env`; it must exit within the
+/// deadline (a server would not).
+fn run_demo(args: &[String], env: &[(String, String)]) -> Run {
+    let started = Instant::now();
+    let mut child = Command::new(demo_binary())
+        .args(args)
+        .env_clear()
+        .envs(env.iter().cloned())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("demo WAS starts");
+    // Its output is a few lines: the pipes do not fill up while it runs.
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!("demo-was {args:?} did not exit: {out:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = started.elapsed();
+    let out = child.wait_with_output().expect("output");
+    Run {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        took,
+    }
+}
+
+#[test]
+fn migrate_creates_the_schema_once_and_exits_and_fails_clearly_without_a_database() {
+    let children = render(&stack_from_yaml(STACK), &Observed::default());
+    let db = database(&children, "demo-was-migrate-mariadb");
+    let tables = || {
+        let out = db.root(
+            "SELECT COUNT(*) FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = 'webtoon' AND TABLE_NAME = 'episodes'",
+        );
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(tables(), "0", "no table before the migration");
+
+    // Only the database is pointed at the test's: the cache and image settings stay
+    // as rendered, since a migration needs neither (the Job mounts no image volume).
+    let (command, env) = migration_job(&[
+        ("WEBTOON_DB_HOST", "127.0.0.1".to_string()),
+        ("WEBTOON_DB_PORT", db.port.to_string()),
+    ]);
+    assert_eq!(command[0], "demo-was", "{command:?}");
+    let args = &command[1..];
+    let first = run_demo(args, &env);
+    assert!(first.status.success(), "first migration: {}", first.stderr);
+    assert_eq!(tables(), "1", "the migration created the table");
+    let insert = db.as_user(
+        "webtoon",
+        APP_PASSWORD,
+        "INSERT INTO webtoon.episodes (title, image) VALUES ('첫 화', 'ep1/01.png')",
+    );
+    assert!(insert.status.success(), "{insert:?}");
+
+    // The operator runs one Job per image: every new image migrates again.
+    let again = run_demo(args, &env);
+    assert!(again.status.success(), "second migration: {}", again.stderr);
+    let count = db.root("SELECT COUNT(*) FROM webtoon.episodes");
+    assert_eq!(
+        String::from_utf8_lossy(&count.stdout).trim(),
+        "1",
+        "the second migration kept the data: {count:?}"
+    );
+
+    let closed = free_port();
+    for (case, overrides, address, reason) in [
+        (
+            "wrong password",
+            [
+                ("WEBTOON_DB_PORT", db.port.to_string()),
+                ("WEBTOON_DB_PASSWORD", "wrong-password".to_string()),
+            ],
+            format!("127.0.0.1:{}", db.port),
+            "Access denied",
+        ),
+        (
+            "closed port",
+            [
+                ("WEBTOON_DB_PORT", closed.to_string()),
+                ("WEBTOON_DB_PASSWORD", APP_PASSWORD.to_string()),
+            ],
+            format!("127.0.0.1:{closed}"),
+            "Connection refused",
+        ),
+    ] {
+        let mut overrides = overrides.to_vec();
+        overrides.push(("WEBTOON_DB_HOST", "127.0.0.1".to_string()));
+        let (_, env) = migration_job(&overrides);
+        let failed = run_demo(args, &env);
+        assert!(
+            !failed.status.success(),
+            "{case}: a failed migration exits non-zero: {}",
+            failed.stdout
+        );
+        let stderr = failed.stderr.trim();
+        assert_eq!(stderr.lines().count(), 1, "{case}: one line: {stderr}");
+        assert!(
+            stderr.contains(&address) && stderr.contains(reason),
+            "{case}: the error names {address} and {reason:?}: {stderr}"
+        );
+        // DEMO_WAS_MIGRATE_TIMEOUT_SECONDS=4: retried once, then given up.
+        assert!(
+            failed.stdout.contains("retrying"),
+            "{case}: retried: {}",
+            failed.stdout
+        );
+        assert!(
+            failed.took < Duration::from_secs(15),
+            "{case}: gave up within its timeout, not after {:?}",
+            failed.took
+        );
+    }
+
+    let bogus = run_demo(&["bogus".to_string()], &env);
+    assert!(!bogus.status.success(), "an unknown argument is refused");
+    assert!(
+        bogus.stderr.contains("bogus") && bogus.stderr.contains("usage: demo-was"),
+        "{}",
+        bogus.stderr
     );
 }

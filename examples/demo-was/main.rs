@@ -4,14 +4,24 @@
 //! settings from exactly the environment the operator injects (`WEBTOON_*`), and on
 //! SIGTERM it stops accepting connections and finishes the requests in flight.
 //!
+//! `demo-was migrate` is its database migration, the command a stack's
+//! `spec.was.migration.command` names: it creates the schema (the same SQL the server
+//! runs at startup), retrying for a while because the database may have just become
+//! ready, and exits 0 once the schema exists, non-zero with a one-line reason on
+//! stderr otherwise. It reads only the `WEBTOON_DB_*` variables, and
+//! `DEMO_WAS_MIGRATE_TIMEOUT_SECONDS` (default 30) bounds how long it keeps trying.
+//!
 //! ```sh
-//! cargo run --example demo-was      # with WEBTOON_DB_*, WEBTOON_REDIS_*, WEBTOON_IMAGES_DIR ...
+//! cargo run --example demo-was            # with WEBTOON_DB_*, WEBTOON_REDIS_*, WEBTOON_IMAGES_DIR ...
+//! cargo run --example demo-was migrate    # with WEBTOON_DB_*
 //! ```
 
+use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -30,6 +40,23 @@ const EPISODES_KEY: &str = "webtoon:episodes:v1";
 const EPISODES_TTL: u64 = 30;
 /// Response header that says whether the episode list came from Redis.
 const CACHE_HEADER: &str = "x-cache";
+/// The application's only table; `IF NOT EXISTS` lets the server and any number of
+/// migrations run it again.
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS episodes (
+   id BIGINT PRIMARY KEY AUTO_INCREMENT,
+   title VARCHAR(200) NOT NULL,
+   image VARCHAR(200) NOT NULL
+ ) CHARACTER SET utf8mb4";
+/// The pause between attempts to create the schema.
+const SCHEMA_RETRY: Duration = Duration::from_secs(2);
+/// Seconds `demo-was migrate` keeps trying, unless `MIGRATE_TIMEOUT_VAR` says
+/// otherwise: the migration Job's own timeout is 30 s at the least.
+const MIGRATE_TIMEOUT: u64 = 30;
+/// Not `WEBTOON_*`: the operator keeps those names to itself, and a stack sets this
+/// one in `spec.was.migration.env`.
+const MIGRATE_TIMEOUT_VAR: &str = "DEMO_WAS_MIGRATE_TIMEOUT_SECONDS";
+const USAGE: &str = "usage: demo-was            serve the application
+       demo-was migrate    create the database schema, then exit";
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -59,14 +86,30 @@ fn encode(text: &str) -> String {
         .collect()
 }
 
+/// The database settings alone: all a migration needs, so that it runs without the
+/// cache or the image volume.
+fn db_from_env() -> Result<mysql_async::Opts, BoxError> {
+    let host = var("WEBTOON_DB_HOST")?;
+    let port = var("WEBTOON_DB_PORT")?;
+    let port: u16 = port
+        .parse()
+        .map_err(|e| format!("WEBTOON_DB_PORT {port:?}: {e}"))?;
+    Ok(mysql_async::OptsBuilder::default()
+        .ip_or_hostname(host)
+        .tcp_port(port)
+        .db_name(Some(var("WEBTOON_DB_NAME")?))
+        .user(Some(var("WEBTOON_DB_USER")?))
+        .pass(Some(var("WEBTOON_DB_PASSWORD")?))
+        .into())
+}
+
+/// Creates the application's table, or leaves it as it is.
+async fn create_schema(conn: &mut mysql_async::Conn) -> Result<(), mysql_async::Error> {
+    conn.query_drop(SCHEMA).await
+}
+
 impl Settings {
     fn from_env() -> Result<Self, BoxError> {
-        let db = mysql_async::OptsBuilder::default()
-            .ip_or_hostname(var("WEBTOON_DB_HOST")?)
-            .tcp_port(var("WEBTOON_DB_PORT")?.parse()?)
-            .db_name(Some(var("WEBTOON_DB_NAME")?))
-            .user(Some(var("WEBTOON_DB_USER")?))
-            .pass(Some(var("WEBTOON_DB_PASSWORD")?));
         // An external Redis may use the default user: the user name is optional.
         let user = std::env::var("WEBTOON_REDIS_USER").unwrap_or_default();
         let redis_url = format!(
@@ -77,7 +120,7 @@ impl Settings {
             var("WEBTOON_REDIS_PORT")?.parse::<u16>()?
         );
         Ok(Settings {
-            db: db.into(),
+            db: db_from_env()?,
             redis_url,
             images_dir: PathBuf::from(var("WEBTOON_IMAGES_DIR")?),
             images_url_path: var("WEBTOON_IMAGES_URL_PATH")?
@@ -141,15 +184,7 @@ impl App {
 
     /// Creates the application's table; retried until the database answers.
     async fn migrate(&self) -> Result<(), mysql_async::Error> {
-        let mut conn = self.db.get_conn().await?;
-        conn.query_drop(
-            "CREATE TABLE IF NOT EXISTS episodes (
-               id BIGINT PRIMARY KEY AUTO_INCREMENT,
-               title VARCHAR(200) NOT NULL,
-               image VARCHAR(200) NOT NULL
-             ) CHARACTER SET utf8mb4",
-        )
-        .await
+        create_schema(&mut self.db.get_conn().await?).await
     }
 }
 
@@ -342,13 +377,90 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
+/// `demo-was migrate`: the schema, created within the timeout, then exit. The error
+/// names the database, since that is what whoever reads a failed Job's log checks.
+async fn migrate() -> Result<(), String> {
+    let db = db_from_env().map_err(|e| e.to_string())?;
+    let timeout = match std::env::var(MIGRATE_TIMEOUT_VAR) {
+        Err(_) => MIGRATE_TIMEOUT,
+        Ok(text) => match text.parse::<u64>() {
+            Ok(seconds) if seconds > 0 => seconds,
+            _ => {
+                return Err(format!(
+                    "{MIGRATE_TIMEOUT_VAR} is {text:?}: give a whole number of seconds above 0"
+                ));
+            }
+        },
+    };
+    let address = format!("{}:{}", db.ip_or_hostname(), db.tcp_port());
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        // The deadline bounds each attempt too: a host that drops packets would
+        // otherwise hold the connection attempt past it.
+        let attempt = tokio::time::timeout_at(deadline, async {
+            let mut conn = mysql_async::Conn::new(db.clone()).await?;
+            create_schema(&mut conn).await?;
+            conn.disconnect().await
+        })
+        .await;
+        let reason = match attempt {
+            Ok(Ok(())) => {
+                tracing::info!(database = %address, attempts, "schema ready");
+                return Ok(());
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {timeout}s"),
+        };
+        // A reason of the server's may span lines; the error stays on one.
+        let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+        if tokio::time::Instant::now() + SCHEMA_RETRY >= deadline {
+            return Err(format!(
+                "cannot create the schema on the database at {address} \
+                 (after {attempts} attempt(s) in {}s): {reason}",
+                started.elapsed().as_secs()
+            ));
+        }
+        tracing::warn!(database = %address, error = %reason, "database not ready, retrying");
+        tokio::time::sleep(SCHEMA_RETRY).await;
+    }
+}
+
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let (command, result) = match args.as_slice() {
+        [] => ("demo-was", serve().await.map_err(|e| e.to_string())),
+        [command] if command == "migrate" => ("demo-was migrate", migrate().await),
+        [help] if help == "--help" || help == "-h" => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            // A mistyped migration command must fail the Job, not start a server
+            // that never exits.
+            let args: Vec<_> = args.iter().map(|a| a.to_string_lossy()).collect();
+            eprintln!("demo-was: unknown arguments: {}\n{USAGE}", args.join(" "));
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{command}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve() -> Result<(), BoxError> {
     let settings = Settings::from_env()?;
     let app = App {
         db: mysql_async::Pool::new(settings.db),
@@ -369,7 +481,7 @@ async fn main() -> Result<(), BoxError> {
                 }
                 Err(e) => tracing::warn!(error = %e, "database not ready"),
             }
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            tokio::time::sleep(SCHEMA_RETRY).await;
         }
     });
     let router = Router::new()
