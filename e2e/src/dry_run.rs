@@ -5,6 +5,7 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams
 use kube::{Api, Client, ResourceExt};
 use serde_json::Value;
 use webtoon_operator::api::ValidatedStack;
+use webtoon_operator::render::release::MigrationJobs;
 use webtoon_operator::render::{Children, Credentials, Observed, render};
 
 use crate::crd::{API_TIMEOUT, FIELD_MANAGER, stacks};
@@ -53,7 +54,8 @@ pub fn fake_credentials() -> Credentials {
 }
 
 /// Every child of `stack`, rendered as the controller would once the credentials
-/// exist, at the start of the first scaling schedule so raised floors are rendered.
+/// exist, at the start of the first scaling schedule so raised floors are rendered,
+/// and with the Jobs of a migration (after a backup) when the stack has one.
 pub fn children(stack: &ValidatedStack) -> Children {
     let now = stack
         .spec
@@ -61,11 +63,22 @@ pub fn children(stack: &ValidatedStack) -> Children {
         .schedules
         .first()
         .and_then(|s| s.start.parse::<jiff::Timestamp>().ok());
+    let migration = stack.spec.was.migration.as_ref().map(|_| MigrationJobs {
+        image: stack.spec.was.image.clone(),
+        backup: stack
+            .spec
+            .database
+            .backup
+            .as_ref()
+            .map(|_| format!("{}-20261201T030000Z.sql.gz", stack.spec.database.name)),
+        migrate: true,
+    });
     render(
         stack,
         &Observed {
             credentials: Some(fake_credentials()),
             now,
+            migration,
             ..Default::default()
         },
     )

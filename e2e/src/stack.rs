@@ -24,6 +24,9 @@ pub const WAS_IMAGE_ENV: &str = "WEBTOON_E2E_WAS_IMAGE";
 /// Environment variable naming a second pullable WAS image, for the rolling update.
 pub const NEXT_WAS_IMAGE_ENV: &str = "WEBTOON_E2E_NEXT_WAS_IMAGE";
 
+/// Environment variable naming a third pullable WAS image, for a release after that.
+pub const THIRD_WAS_IMAGE_ENV: &str = "WEBTOON_E2E_THIRD_WAS_IMAGE";
+
 /// The image of `variable`, or `default` when it is unset.
 pub fn was_image(variable: &str, default: &str) -> String {
     std::env::var(variable).unwrap_or_else(|_| default.to_string())

@@ -2,7 +2,9 @@
 //! a new image is migrated by one Job, after a backup named in status, while the old
 //! pods serve, and the WAS moves only when the Job succeeded; a migration that fails
 //! leaves the WAS on its image, reported as a failed release. The local cluster's
-//! KWOK stages complete a Job's pod, and fail it when its command says `exit N`.
+//! KWOK stages complete a Job's pod, and fail it when its command says `exit N`; on
+//! kind the demo WAS migrates for real, and `sh` is missing from its image, which
+//! fails the broken migration there too.
 
 use std::time::Duration;
 
@@ -18,8 +20,10 @@ use webtoon_e2e::wait;
 use webtoon_operator::api::{BackupSpec, MigrationPhase, MigrationSpec, VolumeSpec, WebtoonStack};
 
 const LIMIT: Duration = Duration::from_secs(420);
+/// The next releases, unless `$WEBTOON_E2E_NEXT_WAS_IMAGE` and
+/// `$WEBTOON_E2E_THIRD_WAS_IMAGE` name images the cluster can pull.
 const NEXT_WAS: &str = "registry.example/minitoon/was:1.1.0";
-const BROKEN_MIGRATION_WAS: &str = "registry.example/minitoon/was:1.2.0";
+const THIRD_WAS: &str = "registry.example/minitoon/was:1.2.0";
 
 fn migration(stack: &WebtoonStack) -> Option<(String, MigrationPhase, Option<String>)> {
     let m = stack.status.as_ref()?.migration.as_ref()?;
@@ -50,8 +54,9 @@ async fn migrations_gate_releases(client: Client, namespace: String) {
     ensure_crd(&client).await;
     let mut operator = Operator::start(&client, &namespace, Scope::ClusterRole).await;
     let mut minimal = stack::example("minimal", &namespace);
+    // The demo WAS's own migration, which creates its schema where a real node runs it.
     minimal.spec.was.migration = Some(MigrationSpec {
-        command: vec!["bin/migrate".to_string(), "--to-latest".to_string()],
+        command: vec!["/usr/local/bin/demo-was".to_string(), "migrate".to_string()],
         env: Vec::new(),
         timeout_seconds: 300,
     });
@@ -108,8 +113,9 @@ async fn migrations_gate_releases(client: Client, namespace: String) {
     );
 
     // A new image: backup, migration, then the rollout.
+    let next_image = stack::was_image(stack::NEXT_WAS_IMAGE_ENV, NEXT_WAS);
     let mut next = minimal.clone();
-    next.spec.was.image = NEXT_WAS.to_string();
+    next.spec.was.image = next_image.clone();
     stack::apply(&client, &next).await;
     let migrated = wait::until(
         &stacks,
@@ -118,7 +124,7 @@ async fn migrations_gate_releases(client: Client, namespace: String) {
         |s: Option<&WebtoonStack>| {
             s.is_some_and(|s| {
                 migration(s)
-                    .is_some_and(|(i, p, _)| i == NEXT_WAS && p == MigrationPhase::Succeeded)
+                    .is_some_and(|(i, p, _)| i == next_image && p == MigrationPhase::Succeeded)
             })
         },
     )
@@ -154,14 +160,15 @@ async fn migrations_gate_releases(client: Client, namespace: String) {
         &deployments,
         &was,
         Duration::from_secs(120),
-        |d: Option<&Deployment>| d.is_some_and(|d| template_image(d) == NEXT_WAS),
+        |d: Option<&Deployment>| d.is_some_and(|d| template_image(d) == next_image),
     )
     .await;
     stack::wait_ready(&client, &namespace, &name, Duration::from_secs(120)).await;
 
     // A migration that fails: the WAS stays on the image it runs.
+    let third_image = stack::was_image(stack::THIRD_WAS_IMAGE_ENV, THIRD_WAS);
     let mut broken = next.clone();
-    broken.spec.was.image = BROKEN_MIGRATION_WAS.to_string();
+    broken.spec.was.image = third_image.clone();
     if let Some(m) = broken.spec.was.migration.as_mut() {
         m.command = vec!["sh".to_string(), "-c".to_string(), "exit 3".to_string()];
     }
@@ -173,7 +180,7 @@ async fn migrations_gate_releases(client: Client, namespace: String) {
         |s: Option<&WebtoonStack>| {
             s.is_some_and(|s| {
                 migration(s).is_some_and(|(i, p, _)| {
-                    i == BROKEN_MIGRATION_WAS && p == MigrationPhase::Failed
+                    i == third_image && p == MigrationPhase::Failed
                 }) && condition(s, "Stalled").is_some_and(|(st, _)| st == "True")
             })
         },
@@ -193,7 +200,7 @@ async fn migrations_gate_releases(client: Client, namespace: String) {
         .expect("the WAS Deployment exists");
     assert_eq!(
         template_image(&after),
-        NEXT_WAS,
+        next_image,
         "the WAS moved to an image whose migration failed"
     );
     let now = stacks.get(&name).await.expect("the stack can be read");

@@ -25,7 +25,10 @@ metadata: {name: a23456789012345678901234567890123456, namespace: a2345678901234
 spec:
   hosts: [long.example]
   proxy: {service: {type: ClusterIP, annotations: {example.com/lb: internal}}}
-  was: {image: "registry.example:5000/team/was@sha256:0000000000000000000000000000000000000000000000000000000000000000"}
+  was:
+    image: "registry.example:5000/team/was@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+    migration: {command: [bin/migrate, --to-latest], env: [{name: STEP, value: all}], timeoutSeconds: 900}
+  database: {backup: {schedule: "0 3 * * *", timeZone: Asia/Seoul}}
   storage: {nfs: {server: 10.1.2.3, path: /exports/images}}
 "#,
 ];
