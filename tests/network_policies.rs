@@ -1,6 +1,7 @@
 //! NetworkPolicies: the reachability evaluator's own semantics on hand-written
 //! policies, then the whole (from, to, port) matrix over the policies render
-//! produces, with every pod labelled as its rendered pod template labels it.
+//! produces, with every pod labelled as its rendered pod template labels it (the
+//! pods of a migration's Jobs included, when the controller observed them).
 
 mod common;
 
@@ -13,6 +14,9 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use serde_json::json;
 use webtoon_operator::api::ValidatedStack;
 use webtoon_operator::render::database::backup_cronjob::BACKUP_COMPONENT;
+use webtoon_operator::render::meta::COMPONENT_LABEL;
+use webtoon_operator::render::release::MigrationJobs;
+use webtoon_operator::render::was::MIGRATION_COMPONENT;
 use webtoon_operator::render::{Children, Observed, render};
 
 fn policy(value: serde_json::Value) -> NetworkPolicy {
@@ -182,6 +186,26 @@ fn endpoints(stack: &ValidatedStack, children: &Children) -> Vec<Endpoint> {
             &labels,
         ));
     }
+    // The pods of the migration's Jobs, when they exist: the migration, and the backup
+    // taken before it (named apart from the scheduled backup's pod).
+    for (job, ip) in children.jobs.iter().zip(["10.244.0.15", "10.244.0.16"]) {
+        let labels = job
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.metadata.as_ref())
+            .and_then(|m| m.labels.clone())
+            .expect("a Job's pod template has labels");
+        let name = match labels.get(COMPONENT_LABEL).map(String::as_str) {
+            Some(MIGRATION_COMPONENT) => MIGRATION_COMPONENT,
+            Some(BACKUP_COMPONENT) => PRE_MIGRATION_BACKUP,
+            other => panic!("a Job of an unexpected component {other:?}"),
+        };
+        let labels: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        all.push(pod(name, ip, &stack.namespace, &labels));
+    }
     all.push(pod(
         "cluster-dns",
         "10.244.1.2",
@@ -258,9 +282,15 @@ fn stack_and_children(yaml: &str) -> (ValidatedStack, Children) {
 
 const STACK_PODS: [&str; 5] = ["proxy", "was", "database", "cache", BACKUP_COMPONENT];
 
+/// Endpoint name of the pod of the backup Job taken before a migration.
+const PRE_MIGRATION_BACKUP: &str = "pre-migration-backup";
+
 fn dns_from_every_stack_pod() -> Vec<String> {
-    STACK_PODS
-        .iter()
+    dns_from(&STACK_PODS)
+}
+
+fn dns_from(pods: &[&str]) -> Vec<String> {
+    pods.iter()
         .flat_map(|p| {
             [
                 format!("{p} -> cluster-dns:53/UDP"),
@@ -462,4 +492,216 @@ fn turning_policies_off_renders_none_and_every_child_name_is_unique() {
             "every policy isolates both directions"
         );
     }
+}
+
+const MIGRATION_STACK: &str = r#"
+apiVersion: webtoon.io/v1alpha1
+kind: WebtoonStack
+metadata: {name: migtoon, namespace: webtoon}
+spec:
+  hosts: [migtoon.example]
+  was:
+    image: "registry.example/migtoon/was:2.0.0"
+    port: 8080
+    migration: {command: [/app/bin/migrate, up]}
+  database: {backup: {schedule: "0 3 * * *"}}
+"#;
+
+/// What the controller observes while the migration to the spec's image runs, after
+/// the backup taken before it: both Jobs exist.
+fn migrating(stack: &ValidatedStack) -> Observed {
+    Observed {
+        migration: Some(MigrationJobs {
+            image: stack.spec.was.image.clone(),
+            backup: Some("webtoon-20261201T030000Z.sql.gz".to_string()),
+            migrate: true,
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn the_migration_reaches_the_data_tier_and_nothing_reaches_it() {
+    let stack = stack_from_yaml(MIGRATION_STACK);
+    let children = render(&stack, &migrating(&stack));
+    assert_eq!(children.jobs.len(), 2, "the backup and the migration Job");
+    let endpoints = endpoints(&stack, &children);
+    for name in [MIGRATION_COMPONENT, PRE_MIGRATION_BACKUP] {
+        assert!(
+            endpoints.iter().any(|e| e.name == name),
+            "{name} is an endpoint"
+        );
+    }
+    let open = matrix(&children.network_policies, &endpoints, &PORTS);
+
+    let mut expected: BTreeSet<String> = [
+        "proxy -> was:8080/TCP",
+        "was -> database:3306/TCP",
+        "was -> cache:6379/TCP",
+        "database-backup -> database:3306/TCP",
+        "pre-migration-backup -> database:3306/TCP",
+        "was-migration -> database:3306/TCP",
+        "was-migration -> cache:6379/TCP",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    let mut stack_pods = STACK_PODS.to_vec();
+    stack_pods.extend([MIGRATION_COMPONENT, PRE_MIGRATION_BACKUP]);
+    expected.extend(dns_from(&stack_pods));
+    expected.extend(clients_to_proxy(&[
+        "internet",
+        "another-namespace",
+        "cluster-dns",
+    ]));
+    expected.extend(outside_the_stack());
+    let unexpected: Vec<&String> = open.difference(&expected).collect();
+    let missing: Vec<&String> = expected.difference(&open).collect();
+    assert!(
+        unexpected.is_empty() && missing.is_empty(),
+        "allowed but not expected: {unexpected:#?}\nexpected but denied: {missing:#?}"
+    );
+
+    // The migration pod's own paths, spelled out.
+    let find = |name: &str| {
+        endpoints
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("endpoint {name}"))
+    };
+    let policies = &children.network_policies;
+    for (from, to, port, verdict) in [
+        ("was-migration", "database", Port::tcp(3306), true),
+        ("was-migration", "cache", Port::tcp(6379), true),
+        ("was-migration", "cluster-dns", Port::udp(53), true),
+        ("was-migration", "cluster-dns", Port::tcp(53), true),
+        ("was-migration", "proxy", Port::tcp(8080), false),
+        ("was-migration", "was", Port::tcp(8080), false),
+        ("was-migration", "internet", Port::tcp(443), false),
+        ("was-migration", "another-namespace", Port::tcp(8080), false),
+        ("proxy", "was-migration", Port::tcp(8080), false),
+        ("was", "was-migration", Port::tcp(8080), false),
+        ("internet", "was-migration", Port::tcp(8080), false),
+        ("another-namespace", "was-migration", Port::tcp(8080), false),
+        ("database", "was-migration", Port::tcp(3306), false),
+        ("pre-migration-backup", "database", Port::tcp(3306), true),
+        ("pre-migration-backup", "cache", Port::tcp(6379), false),
+        ("pre-migration-backup", "was", Port::tcp(8080), false),
+        ("pre-migration-backup", "internet", Port::tcp(443), false),
+    ] {
+        assert_eq!(
+            allowed(policies, find(from), find(to), port),
+            verdict,
+            "{from} -> {to}:{port:?}"
+        );
+    }
+    // No port at all reaches the migration pod from anyone.
+    let migration = find(MIGRATION_COMPONENT);
+    for from in endpoints.iter().filter(|e| e.name != migration.name) {
+        for port in [
+            Port::tcp(1),
+            Port::tcp(8080),
+            Port::tcp(65535),
+            Port::udp(53),
+        ] {
+            assert!(
+                !allowed(policies, from, migration, port),
+                "{} -> was-migration:{port:?}",
+                from.name
+            );
+        }
+    }
+    assert!(
+        policies
+            .iter()
+            .any(|p| p.metadata.name.as_deref() == Some("migtoon-was-migration")),
+        "the migration has its own policy"
+    );
+}
+
+#[test]
+fn the_migration_shares_the_was_egress_to_external_services() {
+    let yaml = format!(
+        "{MIGRATION_STACK}  network:\n    wasEgress: [{{cidr: 203.0.113.0/24, ports: [443]}}]\n"
+    );
+    let stack = stack_from_yaml(&yaml);
+    let children = render(&stack, &migrating(&stack));
+    let mut endpoints = endpoints(&stack, &children);
+    endpoints.push(Endpoint::external("payment-api", "203.0.113.7"));
+    let names: BTreeMap<&str, &Endpoint> = endpoints.iter().map(|e| (e.name.as_str(), e)).collect();
+    let policies = &children.network_policies;
+    for (from, to, port, verdict) in [
+        ("was", "payment-api", 443, true),
+        ("was-migration", "payment-api", 443, true),
+        ("was-migration", "payment-api", 80, false),
+        ("was-migration", "internet", 443, false),
+        ("pre-migration-backup", "payment-api", 443, false),
+        ("payment-api", "was-migration", 443, false),
+    ] {
+        assert_eq!(
+            allowed(policies, names[from], names[to], Port::tcp(port)),
+            verdict,
+            "{from} -> {to}:{port}"
+        );
+    }
+}
+
+#[test]
+fn without_a_migration_spec_a_pod_labelled_as_one_gets_nothing() {
+    // The stack has no `was.migration`: even observing a migration renders no Job,
+    // and a pod someone labels as a migration is held by the default deny alone.
+    let stack = stack_from_yaml(STACK);
+    assert!(stack.spec.was.migration.is_none());
+    let children = render(&stack, &migrating(&stack));
+    assert!(children.jobs.is_empty(), "no migration without its spec");
+    assert_eq!(children, render(&stack, &Observed::default()));
+    assert!(
+        !children
+            .network_policies
+            .iter()
+            .any(|p| p.metadata.name.as_deref() == Some("megatoon-was-migration"))
+    );
+
+    let mut endpoints = endpoints(&stack, &children);
+    let mut labels = children
+        .deployments
+        .iter()
+        .find(|d| d.metadata.name.as_deref() == Some("megatoon-was"))
+        .and_then(|d| d.spec.as_ref()?.template.metadata.as_ref()?.labels.clone())
+        .expect("WAS pod labels");
+    labels.insert(COMPONENT_LABEL.to_string(), MIGRATION_COMPONENT.to_string());
+    let labels: Vec<(&str, &str)> = labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    endpoints.push(pod("impostor", "10.244.0.30", &stack.namespace, &labels));
+    let open = matrix(&children.network_policies, &endpoints, &PORTS);
+    let impostor: Vec<&String> = open.iter().filter(|c| c.contains("impostor")).collect();
+    assert!(
+        impostor.is_empty(),
+        "a pod labelled as a migration is open: {impostor:#?}"
+    );
+    let policies = &children.network_policies;
+    let find = |name: &str| {
+        endpoints
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("endpoint {name}"))
+    };
+    assert!(!allowed(
+        policies,
+        find("impostor"),
+        find("database"),
+        Port::tcp(3306)
+    ));
+    assert!(!allowed(
+        policies,
+        find("impostor"),
+        find("cache"),
+        Port::tcp(6379)
+    ));
+    assert!(
+        allowed(policies, find("was"), find("database"), Port::tcp(3306)),
+        "the WAS itself still reaches the database"
+    );
 }

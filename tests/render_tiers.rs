@@ -1,12 +1,28 @@
-//! Rendered fields of the proxy, WAS, storage, scaling and credentials children,
-//! built from inline stacks through the real validation step.
+//! Rendered fields of the proxy, WAS, storage, scaling, credentials and migration
+//! children, and of the Deployments the controller holds back or pins, built from
+//! inline stacks through the real validation step.
 
 mod common;
 
+use std::collections::BTreeMap;
+
 use common::{stack_from_yaml, test_credentials};
-use k8s_openapi::api::core::v1::PodSpec;
+use k8s_openapi::Metadata;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{EnvVar, PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use webtoon_operator::api::ValidatedStack;
+use webtoon_operator::render::database::backup_cronjob::{
+    BACKUP_COMPONENT, pre_migration_backup_job_name,
+};
+use webtoon_operator::render::meta::COMPONENT_LABEL;
 use webtoon_operator::render::proxy::CONFIG_CHECKSUM_ANNOTATION;
 use webtoon_operator::render::proxy::nginx_conf::{NginxLayout, nginx_conf};
+use webtoon_operator::render::release::{
+    MigrationJobs, TEMPLATE_HASH_ANNOTATION, Template, hash_of, template_hash,
+};
+use webtoon_operator::render::was::{MIGRATION_COMPONENT, migration_job_name};
 use webtoon_operator::render::{Children, Observed, render};
 
 const PRODUCTION: &str = include_str!("../examples/production.yaml");
@@ -451,4 +467,421 @@ fn credentials_secret_exists_only_when_observed_and_render_output_holds_no_value
         webtoon_operator::manifest::render_yaml(&stack, &Observed::default()).expect("yaml");
     assert!(!offline.contains("kind: Secret"));
     assert!(format!("{:?}", test_credentials()).contains("redacted"));
+}
+
+fn deployment<'a>(children: &'a Children, name: &str) -> &'a Deployment {
+    children
+        .deployments
+        .iter()
+        .find(|d| d.metadata.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("deployment {name}"))
+}
+
+fn template<'a>(children: &'a Children, name: &str) -> &'a PodTemplateSpec {
+    &deployment(children, name)
+        .spec
+        .as_ref()
+        .expect("deployment spec")
+        .template
+}
+
+/// The names of `objects`, in render order.
+fn names<K: Metadata<Ty = ObjectMeta>>(objects: &[K]) -> Vec<String> {
+    objects
+        .iter()
+        .filter_map(|o| o.metadata().name.clone())
+        .collect()
+}
+
+#[test]
+fn a_withheld_was_leaves_out_its_deployment_and_autoscaler_only() {
+    let stack = stack_from_yaml(PRODUCTION);
+    let spec = render(&stack, &Observed::default());
+    let withheld = render(
+        &stack,
+        &Observed {
+            was_template: Template::Withheld,
+            ..Default::default()
+        },
+    );
+    assert!(names(&spec.deployments).contains(&"megatoon-was".to_string()));
+    assert!(names(&spec.horizontal_pod_autoscalers).contains(&"megatoon-was".to_string()));
+    assert_eq!(names(&withheld.deployments), ["megatoon-proxy"]);
+    assert_eq!(
+        names(&withheld.horizontal_pod_autoscalers),
+        ["megatoon-proxy"]
+    );
+    for service in ["megatoon-was", "megatoon-was-pods", "megatoon-proxy"] {
+        assert!(
+            names(&withheld.services).contains(&service.to_string()),
+            "service {service} stays"
+        );
+    }
+    assert_eq!(
+        names(&withheld.pod_disruption_budgets),
+        names(&spec.pod_disruption_budgets),
+        "the budgets stay"
+    );
+    assert!(names(&withheld.pod_disruption_budgets).contains(&"megatoon-was".to_string()));
+
+    // Everything else is what the spec renders.
+    let mut expected = spec.clone();
+    expected
+        .deployments
+        .retain(|d| d.metadata.name.as_deref() != Some("megatoon-was"));
+    expected
+        .horizontal_pod_autoscalers
+        .retain(|h| h.metadata.name.as_deref() != Some("megatoon-was"));
+    assert_eq!(withheld, expected);
+}
+
+#[test]
+fn a_pinned_template_runs_as_it_was_while_the_spec_sets_replicas_and_strategy() {
+    let old = children(MINIMAL, &Observed::default());
+    let new_yaml = MINIMAL
+        .replace("was:1.0.0", "was:1.1.0")
+        .replace("  was:\n", "  was:\n    replicas: 3\n")
+        + "  proxy: {image: \"nginxinc/nginx-unprivileged:1.29.0-alpine\", replicas: 4}\n";
+    let spec = children(&new_yaml, &Observed::default());
+
+    // As read back from a ReplicaSet: with the Deployment controller's label.
+    let from_replica_set = |name: &str| {
+        let mut t = template(&old, name).clone();
+        t.metadata
+            .get_or_insert_with(Default::default)
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert("pod-template-hash".to_string(), "5d4f8c7b9".to_string());
+        Box::new(t)
+    };
+    let pinned = children(
+        &new_yaml,
+        &Observed {
+            was_template: Template::Pinned(from_replica_set("minitoon-was")),
+            proxy_template: Template::Pinned(from_replica_set("minitoon-proxy")),
+            ..Default::default()
+        },
+    );
+    for (name, replicas) in [("minitoon-was", 3), ("minitoon-proxy", 4)] {
+        let held = deployment(&pinned, name);
+        let from_spec = deployment(&spec, name);
+        assert_eq!(
+            &held.spec.as_ref().expect("spec").template,
+            template(&old, name),
+            "{name}: exactly the pinned template, without pod-template-hash"
+        );
+        assert_ne!(
+            hash_of(template(&pinned, name)),
+            hash_of(template(&spec, name)),
+            "{name}: the spec's template is another release"
+        );
+        let held_spec = held.spec.as_ref().expect("spec");
+        assert_eq!(
+            held_spec.replicas,
+            Some(replicas),
+            "{name}: the spec's replicas"
+        );
+        assert_eq!(
+            held_spec.strategy,
+            from_spec.spec.as_ref().expect("spec").strategy,
+            "{name}: the spec's strategy"
+        );
+        // All but the template is the spec's.
+        let mut held_but_template = held.clone();
+        let mut spec_but_template = from_spec.clone();
+        for d in [&mut held_but_template, &mut spec_but_template] {
+            d.spec.as_mut().expect("spec").template = PodTemplateSpec::default();
+        }
+        assert_eq!(held_but_template, spec_but_template, "{name}");
+    }
+}
+
+/// A stack at the longest name with a migration, WAS variables the migration
+/// replaces and keeps, and backups.
+const MIGRATION_STACK: &str = r#"
+apiVersion: webtoon.io/v1alpha1
+kind: WebtoonStack
+metadata: {name: m23456789012345678901234567890123456, namespace: webtoon, uid: mig-uid}
+spec:
+  hosts: [migtoon.example]
+  was:
+    image: "registry.example/migtoon/was:2.0.0"
+    env: [{name: APP_MODE, value: production}, {name: LOG_LEVEL, value: info}]
+    migration:
+      command: [/app/bin/migrate, --yes]
+      env: [{name: LOG_LEVEL, value: debug}, {name: MIGRATION_LOCK, value: "on"}]
+      timeoutSeconds: 900
+  database: {backup: {schedule: "0 3 * * *"}}
+"#;
+
+/// The image the migration runs: not the spec's, to tell where the Job's comes from.
+const MIGRATION_IMAGE: &str = "registry.example/migtoon/was:2.1.0";
+const BACKUP_FILE: &str = "webtoon-20261201T030000Z.sql.gz";
+
+fn migrating(backup: Option<&str>, migrate: bool) -> Observed {
+    Observed {
+        migration: Some(MigrationJobs {
+            image: MIGRATION_IMAGE.to_string(),
+            backup: backup.map(String::from),
+            migrate,
+        }),
+        ..Default::default()
+    }
+}
+
+fn job_of<'a>(children: &'a Children, component: &str) -> &'a Job {
+    children
+        .jobs
+        .iter()
+        .find(|j| {
+            j.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(COMPONENT_LABEL))
+                .map(String::as_str)
+                == Some(component)
+        })
+        .unwrap_or_else(|| panic!("a {component} Job"))
+}
+
+fn job_pod(job: &Job) -> &PodSpec {
+    job.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .expect("job pod")
+}
+
+fn assert_owned_by_the_stack(stack: &ValidatedStack, job: &Job) {
+    let owners = job
+        .metadata
+        .owner_references
+        .as_ref()
+        .expect("owner references");
+    assert_eq!(owners.len(), 1);
+    assert_eq!(owners[0].kind, "WebtoonStack");
+    assert_eq!(owners[0].name, stack.name);
+    assert_eq!(owners[0].uid, "mig-uid");
+    assert_eq!(owners[0].controller, Some(true));
+}
+
+fn env_value<'a>(env: &'a [EnvVar], name: &str) -> Vec<Option<&'a str>> {
+    env.iter()
+        .filter(|e| e.name == name)
+        .map(|e| e.value.as_deref())
+        .collect()
+}
+
+#[test]
+fn the_migration_job_runs_the_given_image_with_the_was_environment() {
+    let stack = stack_from_yaml(MIGRATION_STACK);
+    assert_eq!(stack.name.len(), 36, "the longest stack name");
+    let c = render(&stack, &migrating(Some(BACKUP_FILE), true));
+    assert_eq!(c.jobs.len(), 2);
+    let job = job_of(&c, MIGRATION_COMPONENT);
+
+    let name = job.metadata.name.as_deref().expect("name");
+    let prefix = format!("{}-migration-", stack.name);
+    let suffix = name
+        .strip_prefix(&prefix)
+        .expect("<stack>-migration-<hash>");
+    assert!(
+        suffix.len() == 8
+            && suffix
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
+        "{name}: eight hex digits"
+    );
+    assert!(name.len() <= 63, "{name} is a valid name");
+    assert_eq!(name, migration_job_name(&stack, MIGRATION_IMAGE));
+    assert_ne!(
+        migration_job_name(&stack, MIGRATION_IMAGE),
+        migration_job_name(&stack, "registry.example/migtoon/was:2.2.0"),
+        "one image, one Job"
+    );
+    assert_owned_by_the_stack(&stack, job);
+    let component = |labels: Option<&BTreeMap<String, String>>| {
+        labels
+            .and_then(|l| l.get(COMPONENT_LABEL))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(component(job.metadata.labels.as_ref()), MIGRATION_COMPONENT);
+    let spec = job.spec.as_ref().expect("job spec");
+    assert_eq!(
+        component(
+            spec.template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.labels.as_ref())
+        ),
+        MIGRATION_COMPONENT,
+        "no WAS Service selects the migration pod"
+    );
+    assert_eq!(spec.backoff_limit, Some(0));
+    assert_eq!(spec.active_deadline_seconds, Some(900));
+
+    let pod = job_pod(job);
+    assert_eq!(pod.containers.len(), 1);
+    let container = &pod.containers[0];
+    assert_eq!(container.image.as_deref(), Some(MIGRATION_IMAGE));
+    assert_eq!(
+        container.command,
+        Some(vec!["/app/bin/migrate".to_string(), "--yes".to_string()])
+    );
+    assert!(container.args.is_none());
+
+    // The WAS's environment, with LOG_LEVEL replaced and MIGRATION_LOCK added.
+    let was_env = pod_env(&c, "m23456789012345678901234567890123456-was");
+    let env = container.env.clone().expect("env");
+    let mut expected: Vec<EnvVar> = was_env
+        .iter()
+        .filter(|e| e.name != "LOG_LEVEL")
+        .cloned()
+        .collect();
+    expected.extend(stack.spec.was.migration.clone().expect("migration").env);
+    assert_eq!(env, expected);
+    assert_eq!(env_value(&env, "LOG_LEVEL"), [Some("debug")]);
+    assert_eq!(env_value(&env, "APP_MODE"), [Some("production")]);
+    assert_eq!(env_value(&env, "MIGRATION_LOCK"), [Some("on")]);
+    for e in was_env.iter().filter(|e| e.name.starts_with("WEBTOON_")) {
+        assert!(env.contains(e), "the migration gets {}", e.name);
+    }
+}
+
+fn pod_env(children: &Children, deployment_name: &str) -> Vec<EnvVar> {
+    pod(children, deployment_name).containers[0]
+        .env
+        .clone()
+        .expect("env")
+}
+
+#[test]
+fn the_pre_migration_backup_job_is_the_scheduled_backup_into_the_given_file() {
+    let stack = stack_from_yaml(MIGRATION_STACK);
+    let c = render(&stack, &migrating(Some(BACKUP_FILE), true));
+    let job = job_of(&c, BACKUP_COMPONENT);
+    let name = job.metadata.name.as_deref().expect("name");
+    assert!(
+        name.starts_with(&format!("{}-database-backup-", stack.name)),
+        "{name}"
+    );
+    assert!(name.len() <= 63, "{name} ({}) is a valid name", name.len());
+    assert_eq!(name, pre_migration_backup_job_name(&stack, MIGRATION_IMAGE));
+    assert_owned_by_the_stack(&stack, job);
+    let pod = job_pod(job);
+    let env = pod.containers[0].env.clone().expect("env");
+    assert_eq!(env_value(&env, "WEBTOON_BACKUP_NAME"), [Some(BACKUP_FILE)]);
+    assert_eq!(
+        pod.containers[0].image,
+        Some(stack.spec.database.image.clone()),
+        "the database image, which has the dump tool"
+    );
+
+    // The scheduled backup's pod, told the file name.
+    let mut scheduled = c.cron_jobs[0]
+        .spec
+        .as_ref()
+        .and_then(|s| s.job_template.spec.as_ref())
+        .and_then(|s| s.template.spec.clone())
+        .expect("cron job pod");
+    let scheduled_env = scheduled.containers[0].env.get_or_insert_with(Vec::new);
+    assert!(env_value(scheduled_env, "WEBTOON_BACKUP_NAME").is_empty());
+    scheduled_env.push(EnvVar {
+        name: "WEBTOON_BACKUP_NAME".to_string(),
+        value: Some(BACKUP_FILE.to_string()),
+        value_from: None,
+    });
+    let sorted = |mut pod: PodSpec| {
+        if let Some(env) = pod.containers[0].env.as_mut() {
+            env.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        pod
+    };
+    assert_eq!(sorted(pod.clone()), sorted(scheduled));
+}
+
+#[test]
+fn the_jobs_are_the_ones_the_controller_observed() {
+    let stack = stack_from_yaml(MIGRATION_STACK);
+    let components = |observed: &Observed| -> Vec<String> {
+        render(&stack, observed)
+            .jobs
+            .iter()
+            .filter_map(|j| j.metadata.labels.as_ref()?.get(COMPONENT_LABEL).cloned())
+            .collect()
+    };
+    assert!(components(&Observed::default()).is_empty());
+    assert_eq!(
+        components(&migrating(Some(BACKUP_FILE), true)),
+        [BACKUP_COMPONENT, MIGRATION_COMPONENT],
+        "the backup first"
+    );
+    assert_eq!(
+        components(&migrating(Some(BACKUP_FILE), false)),
+        [BACKUP_COMPONENT],
+        "the migration waits for the backup"
+    );
+    assert_eq!(components(&migrating(None, true)), [MIGRATION_COMPONENT]);
+    let no_backups = stack_from_yaml(
+        &MIGRATION_STACK.replace("  database: {backup: {schedule: \"0 3 * * *\"}}\n", ""),
+    );
+    assert!(no_backups.spec.database.backup.is_none());
+    let jobs = render(&no_backups, &migrating(Some(BACKUP_FILE), true)).jobs;
+    assert_eq!(jobs.len(), 1, "no backup Job without backups");
+    assert_eq!(
+        jobs[0].metadata.name,
+        Some(migration_job_name(&no_backups, MIGRATION_IMAGE))
+    );
+}
+
+#[test]
+fn the_template_hash_names_the_pod_template_and_not_the_replica_count() {
+    let hashes = |yaml: &str| -> (String, String) {
+        let c = children(yaml, &Observed::default());
+        for d in &c.deployments {
+            let t = &d.spec.as_ref().expect("spec").template;
+            let hash = hash_of(t).expect("every Deployment template has a hash");
+            assert_eq!(hash.len(), 16);
+            assert!(hash.chars().all(|c| c.is_ascii_hexdigit()));
+            assert_eq!(hash, template_hash(t), "the hash is of the template itself");
+            assert!(
+                t.metadata
+                    .as_ref()
+                    .and_then(|m| m.annotations.as_ref())
+                    .is_some_and(|a| a.contains_key(TEMPLATE_HASH_ANNOTATION))
+            );
+        }
+        let of = |name: &str| hash_of(template(&c, name)).expect("hash").to_string();
+        (of("minitoon-was"), of("minitoon-proxy"))
+    };
+    let (was, proxy) = hashes(MINIMAL);
+    assert_eq!(
+        (was.clone(), proxy.clone()),
+        hashes(MINIMAL),
+        "deterministic"
+    );
+
+    let new_was_image = hashes(&MINIMAL.replace("was:1.0.0", "was:1.0.1"));
+    assert_ne!(new_was_image.0, was, "a new WAS image is a new release");
+    assert_eq!(new_was_image.1, proxy, "the proxy is untouched");
+
+    let more_was = hashes(&MINIMAL.replace("  was:\n", "  was:\n    replicas: 5\n"));
+    assert_eq!(
+        more_was,
+        (was.clone(), proxy.clone()),
+        "replicas are not a release"
+    );
+
+    let new_proxy_image = hashes(
+        &(MINIMAL.to_string()
+            + "  proxy: {image: \"nginxinc/nginx-unprivileged:1.29.0-alpine\"}\n"),
+    );
+    assert_eq!(new_proxy_image.0, was);
+    assert_ne!(
+        new_proxy_image.1, proxy,
+        "a new proxy image is a new release"
+    );
+
+    let more_proxies = hashes(&(MINIMAL.to_string() + "  proxy: {replicas: 5}\n"));
+    assert_eq!(more_proxies, (was, proxy), "replicas are not a release");
 }

@@ -1,7 +1,8 @@
 //! Schema layer: every object rendered from every example (and from variants that
-//! switch on the optional parts) is valid Kubernetes for the oldest (1.32) and the
-//! newest version `kubernetes-validate` knows, in strict mode; the generated CRD is
-//! a valid CRD. Every example also validates against the CRD's own schema.
+//! switch on the optional parts, and from a stack whose migration's Jobs exist) is
+//! valid Kubernetes for the oldest (1.32) and the newest version
+//! `kubernetes-validate` knows, in strict mode; the generated CRD is a valid CRD.
+//! Every example also validates against the CRD's own schema.
 
 mod common;
 
@@ -10,8 +11,12 @@ use std::process::Command;
 use common::{
     TempDir, VARIANTS, example_files, root, stack_from_yaml, stacks_in, test_credentials, venv_tool,
 };
+use webtoon_operator::api::ValidatedStack;
 use webtoon_operator::manifest::{render_yaml, validated};
 use webtoon_operator::render::Observed;
+use webtoon_operator::render::database::backup_cronjob::pre_migration_backup_job_name;
+use webtoon_operator::render::release::MigrationJobs;
+use webtoon_operator::render::was::migration_job_name;
 
 const OLDEST: &str = "1.32.0";
 const NEWEST: &str = "1.37.0";
@@ -22,6 +27,57 @@ fn observed() -> Observed {
         now: "2026-12-01T12:00:00+09:00".parse().ok(),
         ..Default::default()
     }
+}
+
+/// A stack with a migration and backups, at the longest name: rendered while its
+/// migration runs, it has both Jobs.
+const MIGRATION_STACK: &str = r#"
+apiVersion: webtoon.io/v1alpha1
+kind: WebtoonStack
+metadata: {name: m23456789012345678901234567890123456, namespace: webtoon}
+spec:
+  hosts: [migtoon.example]
+  was:
+    image: "registry.example/migtoon/was:2.0.0"
+    env: [{name: APP_MODE, value: production}]
+    migration:
+      command: [/app/bin/migrate, up]
+      env: [{name: APP_MODE, value: migrate}]
+      timeoutSeconds: 900
+  database: {backup: {schedule: "0 3 * * *"}}
+"#;
+
+/// Observed while the migration to `image` runs, after the backup taken before it.
+fn migrating(image: &str) -> Observed {
+    Observed {
+        migration: Some(MigrationJobs {
+            image: image.to_string(),
+            backup: Some("webtoon-20261201T030000Z.sql.gz".to_string()),
+            migrate: true,
+        }),
+        ..observed()
+    }
+}
+
+/// The Jobs of the migration `observed` records, as kubernetes-validate names them.
+fn job_resources(stack: &ValidatedStack, observed: &Observed) -> Vec<String> {
+    let Some(migration) = &observed.migration else {
+        return Vec::new();
+    };
+    let mut jobs = Vec::new();
+    if stack.spec.database.backup.is_some() && migration.backup.is_some() {
+        jobs.push(format!(
+            "job/{}",
+            pre_migration_backup_job_name(stack, &migration.image)
+        ));
+    }
+    if migration.migrate {
+        jobs.push(format!(
+            "job/{}",
+            migration_job_name(stack, &migration.image)
+        ));
+    }
+    jobs
 }
 
 #[test]
@@ -37,13 +93,29 @@ fn rendered_objects_are_valid_kubernetes_for_oldest_and_newest_versions() {
     for yaml in VARIANTS {
         stacks.push(stack_from_yaml(yaml));
     }
+    stacks.push(stack_from_yaml(MIGRATION_STACK));
+    let mut jobs = Vec::new();
     for stack in &stacks {
-        for (suffix, observed) in [("offline", Observed::default()), ("observed", observed())] {
+        for (suffix, observed) in [
+            ("offline", Observed::default()),
+            ("observed", observed()),
+            ("migrating", migrating(&stack.spec.was.image)),
+        ] {
             let path = dir.0.join(format!("{}-{suffix}.yaml", stack.name));
-            std::fs::write(&path, render_yaml(stack, &observed).expect("render")).expect("write");
+            let yaml = render_yaml(stack, &observed).expect("render");
+            if stack.spec.was.migration.is_some() {
+                for job in job_resources(stack, &observed) {
+                    let name = job.trim_start_matches("job/");
+                    assert!(name.len() <= 63, "{name} is a valid Job name");
+                    assert!(yaml.contains(&format!("name: {name}\n")), "{name} rendered");
+                    jobs.push(job);
+                }
+            }
+            std::fs::write(&path, yaml).expect("write");
             files.push(path);
         }
     }
+    assert!(jobs.len() >= 2, "a migration's Jobs are rendered");
     files.push(root().join("crds/webtoonstacks.webtoon.io.yaml"));
 
     for version in [OLDEST, NEWEST] {
@@ -80,7 +152,10 @@ fn rendered_objects_are_valid_kubernetes_for_oldest_and_newest_versions() {
             "cronjob/megatoon-database-backup",
             "persistentvolumeclaim/megatoon-database-backup",
             "persistentvolumeclaim/phptoon-database-backup",
-        ] {
+        ]
+        .into_iter()
+        .chain(jobs.iter().map(String::as_str))
+        {
             assert!(
                 stdout.contains(resource) || stderr.contains(resource),
                 "{resource} was not validated against {version}"
