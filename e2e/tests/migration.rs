@@ -179,9 +179,9 @@ async fn migrations_gate_releases(client: Client, namespace: String) {
         Duration::from_secs(120),
         |s: Option<&WebtoonStack>| {
             s.is_some_and(|s| {
-                migration(s).is_some_and(|(i, p, _)| {
-                    i == third_image && p == MigrationPhase::Failed
-                }) && condition(s, "Stalled").is_some_and(|(st, _)| st == "True")
+                migration(s)
+                    .is_some_and(|(i, p, _)| i == third_image && p == MigrationPhase::Failed)
+                    && condition(s, "Stalled").is_some_and(|(st, _)| st == "True")
             })
         },
     )
