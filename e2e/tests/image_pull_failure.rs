@@ -2,7 +2,9 @@
 //! it happens on kind: the pods wait in `ImagePullBackOff` and the stack reports
 //! `WasReady=False` while every other tier serves. The image is under the reserved,
 //! unreachable registry name `registry.invalid/`, which kind cannot pull and which the
-//! local cluster's KWOK stages answer the same way.
+//! local cluster's KWOK stages answer the same way. Being the stack's first
+//! release, it has nothing to roll back to: it is reported (`Stalled`, `RolledBack`
+//! false) and left.
 
 use std::time::Duration;
 
@@ -17,7 +19,7 @@ use webtoon_e2e::stack;
 use webtoon_e2e::wait;
 use webtoon_operator::api::WebtoonStack;
 
-const LIMIT: Duration = Duration::from_secs(180);
+const LIMIT: Duration = Duration::from_secs(300);
 const UNPULLABLE: &str = "registry.invalid/minitoon/was:1.0.0";
 
 fn condition(stack: &WebtoonStack, kind: &str) -> Option<(String, String)> {
@@ -94,6 +96,23 @@ async fn unpullable_was_image_is_reported(client: Client, namespace: String) {
             waited.name_any()
         );
     }
+    // A first release has nothing to return to: reported as failed, and left.
+    let stalled = wait::until(
+        &stacks,
+        &name,
+        Duration::from_secs(120),
+        |s: Option<&WebtoonStack>| {
+            s.is_some_and(|s| condition(s, "Stalled").is_some_and(|(status, _)| status == "True"))
+        },
+    )
+    .await;
+    let (rolled_back, message) =
+        condition(&stalled, "RolledBack").expect("RolledBack reports the failed release");
+    assert_eq!(rolled_back, "False", "{message}");
+    assert!(
+        message.contains("no earlier fully rolled-out release"),
+        "{message}"
+    );
     operator.assert_no_forbidden();
 }
 
