@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::Api;
@@ -26,6 +27,17 @@ pub fn is_ready(pod: &Pod) -> bool {
 pub fn image(pod: &Pod) -> String {
     pod.spec
         .as_ref()
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default()
+}
+
+/// The image of the first container of a Deployment's pod template.
+pub fn template_image(deployment: &Deployment) -> String {
+    deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
         .and_then(|s| s.containers.first())
         .and_then(|c| c.image.clone())
         .unwrap_or_default()

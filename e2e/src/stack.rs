@@ -2,6 +2,7 @@
 //! they expect to exist (TLS and external-service Secrets, an existing image claim),
 //! applied, and waited on until `Ready=True`.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition as StatusCondition;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -26,6 +27,21 @@ pub const NEXT_WAS_IMAGE_ENV: &str = "WEBTOON_E2E_NEXT_WAS_IMAGE";
 
 /// Environment variable naming a third pullable WAS image, for a release after that.
 pub const THIRD_WAS_IMAGE_ENV: &str = "WEBTOON_E2E_THIRD_WAS_IMAGE";
+
+/// The condition `kind` of the stack's status.
+pub fn condition<'a>(stack: &'a WebtoonStack, kind: &str) -> Option<&'a StatusCondition> {
+    stack
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == kind)
+}
+
+/// Whether the stack's condition `kind` has `status` (`True` or `False`).
+pub fn has_condition(stack: &WebtoonStack, kind: &str, status: &str) -> bool {
+    condition(stack, kind).is_some_and(|c| c.status == status)
+}
 
 /// The image of `variable`, or `default` when it is unset.
 pub fn was_image(variable: &str, default: &str) -> String {

@@ -22,15 +22,6 @@ use webtoon_operator::api::WebtoonStack;
 const LIMIT: Duration = Duration::from_secs(300);
 const UNPULLABLE: &str = "registry.invalid/minitoon/was:1.0.0";
 
-fn condition(stack: &WebtoonStack, kind: &str) -> Option<(String, String)> {
-    let status = stack.status.as_ref()?;
-    status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == kind)
-        .map(|c| (c.status.clone(), c.message.clone()))
-}
-
 fn pulling_fails(pod: &Pod) -> bool {
     pod.status
         .as_ref()
@@ -63,9 +54,9 @@ async fn unpullable_was_image_is_reported(client: Client, namespace: String) {
         Duration::from_secs(120),
         |s: Option<&WebtoonStack>| {
             s.is_some_and(|s| {
-                condition(s, "ProxyReady").is_some_and(|(status, _)| status == "True")
-                    && condition(s, "DatabaseReady").is_some_and(|(status, _)| status == "True")
-                    && condition(s, "WasReady").is_some_and(|(status, _)| status == "False")
+                stack::has_condition(s, "ProxyReady", "True")
+                    && stack::has_condition(s, "DatabaseReady", "True")
+                    && stack::has_condition(s, "WasReady", "False")
             })
         },
     )
@@ -101,13 +92,12 @@ async fn unpullable_was_image_is_reported(client: Client, namespace: String) {
         &stacks,
         &name,
         Duration::from_secs(120),
-        |s: Option<&WebtoonStack>| {
-            s.is_some_and(|s| condition(s, "Stalled").is_some_and(|(status, _)| status == "True"))
-        },
+        |s: Option<&WebtoonStack>| s.is_some_and(|s| stack::has_condition(s, "Stalled", "True")),
     )
     .await;
-    let (rolled_back, message) =
-        condition(&stalled, "RolledBack").expect("RolledBack reports the failed release");
+    let rolled_back =
+        stack::condition(&stalled, "RolledBack").expect("RolledBack reports the failed release");
+    let (rolled_back, message) = (rolled_back.status.as_str(), rolled_back.message.as_str());
     assert_eq!(rolled_back, "False", "{message}");
     assert!(
         message.contains("no earlier fully rolled-out release"),

@@ -15,6 +15,7 @@ use kube::{Client, ResourceExt};
 use webtoon_e2e::crd::ensure_crd;
 use webtoon_e2e::namespace::within_namespace;
 use webtoon_e2e::operator::{Operator, Scope};
+use webtoon_e2e::pods::template_image;
 use webtoon_e2e::stack;
 use webtoon_e2e::wait;
 use webtoon_operator::api::{BackupSpec, MigrationPhase, MigrationSpec, VolumeSpec, WebtoonStack};
@@ -28,26 +29,6 @@ const THIRD_WAS: &str = "registry.example/minitoon/was:1.2.0";
 fn migration(stack: &WebtoonStack) -> Option<(String, MigrationPhase, Option<String>)> {
     let m = stack.status.as_ref()?.migration.as_ref()?;
     Some((m.image.clone(), m.phase, m.backup.clone()))
-}
-
-fn condition(stack: &WebtoonStack, kind: &str) -> Option<(String, String)> {
-    stack
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == kind)
-        .map(|c| (c.status.clone(), c.reason.clone()))
-}
-
-fn template_image(deployment: &Deployment) -> String {
-    deployment
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
-        .and_then(|s| s.containers.first())
-        .and_then(|c| c.image.clone())
-        .unwrap_or_default()
 }
 
 async fn migrations_gate_releases(client: Client, namespace: String) {
@@ -181,14 +162,14 @@ async fn migrations_gate_releases(client: Client, namespace: String) {
             s.is_some_and(|s| {
                 migration(s)
                     .is_some_and(|(i, p, _)| i == third_image && p == MigrationPhase::Failed)
-                    && condition(s, "Stalled").is_some_and(|(st, _)| st == "True")
+                    && stack::has_condition(s, "Stalled", "True")
             })
         },
     )
     .await;
     assert_eq!(
-        condition(&failed, "RolledBack"),
-        Some(("True".to_string(), "MigrationFailed".to_string()))
+        stack::condition(&failed, "RolledBack").map(|c| (c.status.as_str(), c.reason.as_str())),
+        Some(("True", "MigrationFailed"))
     );
     let seen = operator.reconciles().await.unwrap_or_default();
     operator

@@ -16,7 +16,7 @@ use kube::{Client, ResourceExt};
 use webtoon_e2e::crd::ensure_crd;
 use webtoon_e2e::namespace::within_namespace;
 use webtoon_e2e::operator::{Operator, Scope};
-use webtoon_e2e::pods::ReadyFloor;
+use webtoon_e2e::pods::{ReadyFloor, template_image};
 use webtoon_e2e::stack;
 use webtoon_e2e::wait;
 use webtoon_operator::api::WebtoonStack;
@@ -36,20 +36,6 @@ const ROLLBACK_WITHIN: Duration = IMAGE_PULL_BOUND
     .saturating_add(ROLLOUT_POLL)
     .saturating_add(Duration::from_secs(20));
 
-fn condition(stack: &WebtoonStack, kind: &str) -> Option<(String, String, String)> {
-    stack
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == kind)
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-fn is(stack: &WebtoonStack, kind: &str, status: &str) -> bool {
-    condition(stack, kind).is_some_and(|(s, _, _)| s == status)
-}
-
 fn last_known_good(stack: &WebtoonStack, tier: &str) -> Option<String> {
     let rollouts = stack.status.as_ref()?.rollouts.as_ref()?;
     let tier = match tier {
@@ -57,16 +43,6 @@ fn last_known_good(stack: &WebtoonStack, tier: &str) -> Option<String> {
         _ => rollouts.was.as_ref(),
     }?;
     tier.last_known_good.as_ref().map(|g| g.image.clone())
-}
-
-fn template_image(deployment: &Deployment) -> String {
-    deployment
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
-        .and_then(|s| s.containers.first())
-        .and_then(|c| c.image.clone())
-        .unwrap_or_default()
 }
 
 /// Whether the Deployment runs `image` on every replica and nothing else.
@@ -130,7 +106,7 @@ async fn broken_was_release_is_rolled_back(client: Client, namespace: String) {
         &stacks,
         &name,
         ROLLBACK_WITHIN,
-        |s: Option<&WebtoonStack>| s.is_some_and(|s| is(s, "RolledBack", "True")),
+        |s: Option<&WebtoonStack>| s.is_some_and(|s| stack::has_condition(s, "RolledBack", "True")),
     )
     .await;
     let took = started.elapsed();
@@ -149,20 +125,21 @@ async fn broken_was_release_is_rolled_back(client: Client, namespace: String) {
         "the broken release left {lowest} ready WAS pods, below {replicas}"
     );
 
-    let (_, reason, message) = condition(&rolled_back, "RolledBack").expect("RolledBack is set");
+    let rolled = stack::condition(&rolled_back, "RolledBack").expect("RolledBack is set");
+    let (reason, message) = (rolled.reason.as_str(), rolled.message.as_str());
     assert_eq!(reason, "ImagePullBackOff", "{message}");
     assert!(
         message.contains(BROKEN_WAS) && message.contains(&good),
         "RolledBack names the failed and the restored image: {message}"
     );
-    let (stalled, stalled_reason, _) = condition(&rolled_back, "Stalled").expect("Stalled is set");
+    let stalled = stack::condition(&rolled_back, "Stalled").expect("Stalled is set");
     assert_eq!(
-        (stalled.as_str(), stalled_reason.as_str()),
+        (stalled.status.as_str(), stalled.reason.as_str()),
         ("True", "RolloutFailed")
     );
     let now = stacks.get(&name).await.expect("the stack can be read");
     assert!(
-        is(&now, "Ready", "True"),
+        stack::has_condition(&now, "Ready", "True"),
         "the old release serves: {:?}",
         now.status
     );
@@ -206,13 +183,13 @@ async fn broken_was_release_is_rolled_back(client: Client, namespace: String) {
         |s: Option<&WebtoonStack>| {
             s.is_some_and(|s| {
                 last_known_good(s, "was").as_deref() == Some(next.as_str())
-                    && condition(s, "RolledBack").is_none()
-                    && is(s, "Stalled", "False")
+                    && stack::condition(s, "RolledBack").is_none()
+                    && stack::has_condition(s, "Stalled", "False")
             })
         },
     )
     .await;
-    assert!(is(&cleared, "Ready", "True"));
+    assert!(stack::has_condition(&cleared, "Ready", "True"));
     operator.assert_no_forbidden();
 }
 
@@ -258,13 +235,14 @@ async fn proxy_rolls_back_and_was_without_auto_rollback_is_left(client: Client, 
         },
     )
     .await;
-    let (rolled, _, message) = condition(&reported, "RolledBack").expect("RolledBack is set");
+    let rolled_back = stack::condition(&reported, "RolledBack").expect("RolledBack is set");
+    let (rolled, message) = (rolled_back.status.as_str(), rolled_back.message.as_str());
     assert_eq!(rolled, "True", "the proxy rolled back: {message}");
     assert!(
         message.contains("autoRollback is off") && message.contains(BROKEN_PROXY),
         "both tiers are reported: {message}"
     );
-    assert!(is(&reported, "Stalled", "True"));
+    assert!(stack::has_condition(&reported, "Stalled", "True"));
     wait::until(
         &deployments,
         &format!("{name}-proxy"),
