@@ -6,13 +6,13 @@
 mod common;
 
 use common::hardening::{audit, pod_specs, violations};
+use common::migration::{MIGRATION_STACK, migrating, without_backups};
 use common::{VARIANTS, example_files, stack_from_yaml, stacks_in, test_credentials};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{HostPathVolumeSource, PodSpec, Volume};
 use webtoon_operator::api::ValidatedStack;
 use webtoon_operator::manifest::validated;
 use webtoon_operator::render::meta::COMPONENT_LABEL;
-use webtoon_operator::render::release::MigrationJobs;
 use webtoon_operator::render::was::MIGRATION_COMPONENT;
 use webtoon_operator::render::{Children, Observed, render};
 
@@ -31,51 +31,23 @@ fn every_stack() -> Vec<ValidatedStack> {
         .map(|s| validated(&s).expect("example is valid"))
         .collect();
     stacks.extend(VARIANTS.iter().map(|y| stack_from_yaml(y)));
-    stacks.extend(MIGRATION_STACKS.iter().map(|y| stack_from_yaml(y)));
+    stacks.extend(migration_stacks());
     stacks
 }
 
-/// Stacks with a migration: with backups and a timeout of their own, and at the
-/// longest name with the default timeout and no backups.
-const MIGRATION_STACKS: &[&str] = &[
-    r#"
-apiVersion: webtoon.io/v1alpha1
-kind: WebtoonStack
-metadata: {name: migtoon, namespace: webtoon}
-spec:
-  hosts: [migtoon.example]
-  was:
-    image: "registry.example/migtoon/was:2.0.0"
-    env: [{name: APP_MODE, value: production}]
-    migration:
-      command: [/app/bin/migrate, up]
-      env: [{name: APP_MODE, value: migrate}]
-      timeoutSeconds: 900
-  database: {backup: {schedule: "0 3 * * *"}}
-"#,
-    r#"
-apiVersion: webtoon.io/v1alpha1
-kind: WebtoonStack
-metadata: {name: a23456789012345678901234567890123456, namespace: webtoon}
-spec:
-  hosts: [long.example]
-  was:
-    image: "registry.example:5000/team/was@sha256:0000000000000000000000000000000000000000000000000000000000000000"
-    migration: {command: [migrate]}
-"#,
-];
-
-/// What the controller observes while the migration to the spec's image runs, after
-/// the backup taken before it.
-fn migrating(stack: &ValidatedStack) -> Observed {
-    Observed {
-        migration: Some(MigrationJobs {
-            image: stack.spec.was.image.clone(),
-            backup: Some("webtoon-20261201T030000Z.sql.gz".to_string()),
-            migrate: true,
-        }),
-        ..observed()
-    }
+/// Stacks with a migration: with backups and a timeout of its own, and with the
+/// default timeout and no backups.
+fn migration_stacks() -> [ValidatedStack; 2] {
+    let plain = stack_from_yaml(&without_backups(
+        &MIGRATION_STACK.replace("      timeoutSeconds: 900\n", ""),
+    ));
+    assert!(plain.spec.database.backup.is_none());
+    assert_eq!(
+        plain.spec.was.migration.as_ref().map(|m| m.timeout_seconds),
+        Some(600),
+        "the default timeout"
+    );
+    [stack_from_yaml(MIGRATION_STACK), plain]
 }
 
 /// The pod template of every Job, named `Job/name` (the shared `pod_specs` covers
@@ -132,8 +104,7 @@ fn every_rendered_pod_passes_the_hardening_audit() {
 
 #[test]
 fn migration_and_pre_migration_backup_jobs_run_once_hardened() {
-    for yaml in MIGRATION_STACKS {
-        let stack = stack_from_yaml(yaml);
+    for stack in migration_stacks() {
         let migration = stack.spec.was.migration.clone().expect("migration spec");
         let children = render(&stack, &migrating(&stack));
         let pods = job_pods(&children);
@@ -212,7 +183,7 @@ fn migration_and_pre_migration_backup_jobs_run_once_hardened() {
 
 #[test]
 fn a_migration_follows_the_was_to_a_writable_root_and_no_further() {
-    let stack = stack_from_yaml(&MIGRATION_STACKS[0].replace(
+    let stack = stack_from_yaml(&MIGRATION_STACK.replace(
         "    migration:\n",
         "    writableRootFilesystem: true\n    migration:\n",
     ));

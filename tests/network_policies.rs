@@ -7,6 +7,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use common::migration::{MIGRATION_STACK, migrating};
 use common::reachability::{Endpoint, Port, allowed};
 use common::stack_from_yaml;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
@@ -15,7 +16,6 @@ use serde_json::json;
 use webtoon_operator::api::ValidatedStack;
 use webtoon_operator::render::database::backup_cronjob::BACKUP_COMPONENT;
 use webtoon_operator::render::meta::COMPONENT_LABEL;
-use webtoon_operator::render::release::MigrationJobs;
 use webtoon_operator::render::was::MIGRATION_COMPONENT;
 use webtoon_operator::render::{Children, Observed, render};
 
@@ -494,32 +494,6 @@ fn turning_policies_off_renders_none_and_every_child_name_is_unique() {
     }
 }
 
-const MIGRATION_STACK: &str = r#"
-apiVersion: webtoon.io/v1alpha1
-kind: WebtoonStack
-metadata: {name: migtoon, namespace: webtoon}
-spec:
-  hosts: [migtoon.example]
-  was:
-    image: "registry.example/migtoon/was:2.0.0"
-    port: 8080
-    migration: {command: [/app/bin/migrate, up]}
-  database: {backup: {schedule: "0 3 * * *"}}
-"#;
-
-/// What the controller observes while the migration to the spec's image runs, after
-/// the backup taken before it: both Jobs exist.
-fn migrating(stack: &ValidatedStack) -> Observed {
-    Observed {
-        migration: Some(MigrationJobs {
-            image: stack.spec.was.image.clone(),
-            backup: Some("webtoon-20261201T030000Z.sql.gz".to_string()),
-            migrate: true,
-        }),
-        ..Default::default()
-    }
-}
-
 #[test]
 fn the_migration_reaches_the_data_tier_and_nothing_reaches_it() {
     let stack = stack_from_yaml(MIGRATION_STACK);
@@ -614,7 +588,7 @@ fn the_migration_reaches_the_data_tier_and_nothing_reaches_it() {
     assert!(
         policies
             .iter()
-            .any(|p| p.metadata.name.as_deref() == Some("migtoon-was-migration")),
+            .any(|p| p.metadata.name == Some(format!("{}-was-migration", stack.name))),
         "the migration has its own policy"
     );
 }
@@ -654,7 +628,11 @@ fn without_a_migration_spec_a_pod_labelled_as_one_gets_nothing() {
     assert!(stack.spec.was.migration.is_none());
     let children = render(&stack, &migrating(&stack));
     assert!(children.jobs.is_empty(), "no migration without its spec");
-    assert_eq!(children, render(&stack, &Observed::default()));
+    let not_migrating = Observed {
+        migration: None,
+        ..migrating(&stack)
+    };
+    assert_eq!(children, render(&stack, &not_migrating));
     assert!(
         !children
             .network_policies

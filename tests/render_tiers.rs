@@ -6,6 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use common::migration::{BACKUP_FILE, MIGRATION_STACK, migrating_to, without_backups};
 use common::{stack_from_yaml, test_credentials};
 use k8s_openapi::Metadata;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -20,7 +21,7 @@ use webtoon_operator::render::meta::COMPONENT_LABEL;
 use webtoon_operator::render::proxy::CONFIG_CHECKSUM_ANNOTATION;
 use webtoon_operator::render::proxy::nginx_conf::{NginxLayout, nginx_conf};
 use webtoon_operator::render::release::{
-    MigrationJobs, TEMPLATE_HASH_ANNOTATION, Template, hash_of, template_hash,
+    TEMPLATE_HASH_ANNOTATION, Template, hash_of, template_hash,
 };
 use webtoon_operator::render::was::{MIGRATION_COMPONENT, migration_job_name};
 use webtoon_operator::render::{Children, Observed, render};
@@ -596,38 +597,8 @@ fn a_pinned_template_runs_as_it_was_while_the_spec_sets_replicas_and_strategy() 
     }
 }
 
-/// A stack at the longest name with a migration, WAS variables the migration
-/// replaces and keeps, and backups.
-const MIGRATION_STACK: &str = r#"
-apiVersion: webtoon.io/v1alpha1
-kind: WebtoonStack
-metadata: {name: m23456789012345678901234567890123456, namespace: webtoon, uid: mig-uid}
-spec:
-  hosts: [migtoon.example]
-  was:
-    image: "registry.example/migtoon/was:2.0.0"
-    env: [{name: APP_MODE, value: production}, {name: LOG_LEVEL, value: info}]
-    migration:
-      command: [/app/bin/migrate, --yes]
-      env: [{name: LOG_LEVEL, value: debug}, {name: MIGRATION_LOCK, value: "on"}]
-      timeoutSeconds: 900
-  database: {backup: {schedule: "0 3 * * *"}}
-"#;
-
 /// The image the migration runs: not the spec's, to tell where the Job's comes from.
 const MIGRATION_IMAGE: &str = "registry.example/migtoon/was:2.1.0";
-const BACKUP_FILE: &str = "webtoon-20261201T030000Z.sql.gz";
-
-fn migrating(backup: Option<&str>, migrate: bool) -> Observed {
-    Observed {
-        migration: Some(MigrationJobs {
-            image: MIGRATION_IMAGE.to_string(),
-            backup: backup.map(String::from),
-            migrate,
-        }),
-        ..Default::default()
-    }
-}
 
 fn job_of<'a>(children: &'a Children, component: &str) -> &'a Job {
     children
@@ -675,7 +646,10 @@ fn env_value<'a>(env: &'a [EnvVar], name: &str) -> Vec<Option<&'a str>> {
 fn the_migration_job_runs_the_given_image_with_the_was_environment() {
     let stack = stack_from_yaml(MIGRATION_STACK);
     assert_eq!(stack.name.len(), 36, "the longest stack name");
-    let c = render(&stack, &migrating(Some(BACKUP_FILE), true));
+    let c = render(
+        &stack,
+        &migrating_to(MIGRATION_IMAGE, Some(BACKUP_FILE), true),
+    );
     assert_eq!(c.jobs.len(), 2);
     let job = job_of(&c, MIGRATION_COMPONENT);
 
@@ -758,7 +732,10 @@ fn pod_env(children: &Children, deployment_name: &str) -> Vec<EnvVar> {
 #[test]
 fn the_pre_migration_backup_job_is_the_scheduled_backup_into_the_given_file() {
     let stack = stack_from_yaml(MIGRATION_STACK);
-    let c = render(&stack, &migrating(Some(BACKUP_FILE), true));
+    let c = render(
+        &stack,
+        &migrating_to(MIGRATION_IMAGE, Some(BACKUP_FILE), true),
+    );
     let job = job_of(&c, BACKUP_COMPONENT);
     let name = job.metadata.name.as_deref().expect("name");
     assert!(
@@ -812,21 +789,26 @@ fn the_jobs_are_the_ones_the_controller_observed() {
     };
     assert!(components(&Observed::default()).is_empty());
     assert_eq!(
-        components(&migrating(Some(BACKUP_FILE), true)),
+        components(&migrating_to(MIGRATION_IMAGE, Some(BACKUP_FILE), true)),
         [BACKUP_COMPONENT, MIGRATION_COMPONENT],
         "the backup first"
     );
     assert_eq!(
-        components(&migrating(Some(BACKUP_FILE), false)),
+        components(&migrating_to(MIGRATION_IMAGE, Some(BACKUP_FILE), false)),
         [BACKUP_COMPONENT],
         "the migration waits for the backup"
     );
-    assert_eq!(components(&migrating(None, true)), [MIGRATION_COMPONENT]);
-    let no_backups = stack_from_yaml(
-        &MIGRATION_STACK.replace("  database: {backup: {schedule: \"0 3 * * *\"}}\n", ""),
+    assert_eq!(
+        components(&migrating_to(MIGRATION_IMAGE, None, true)),
+        [MIGRATION_COMPONENT]
     );
+    let no_backups = stack_from_yaml(&without_backups(MIGRATION_STACK));
     assert!(no_backups.spec.database.backup.is_none());
-    let jobs = render(&no_backups, &migrating(Some(BACKUP_FILE), true)).jobs;
+    let jobs = render(
+        &no_backups,
+        &migrating_to(MIGRATION_IMAGE, Some(BACKUP_FILE), true),
+    )
+    .jobs;
     assert_eq!(jobs.len(), 1, "no backup Job without backups");
     assert_eq!(
         jobs[0].metadata.name,

@@ -8,6 +8,7 @@ mod common;
 
 use std::process::Command;
 
+use common::migration::{MIGRATION_STACK, migrating};
 use common::{
     TempDir, VARIANTS, example_files, root, stack_from_yaml, stacks_in, test_credentials, venv_tool,
 };
@@ -15,7 +16,6 @@ use webtoon_operator::api::ValidatedStack;
 use webtoon_operator::manifest::{render_yaml, validated};
 use webtoon_operator::render::Observed;
 use webtoon_operator::render::database::backup_cronjob::pre_migration_backup_job_name;
-use webtoon_operator::render::release::MigrationJobs;
 use webtoon_operator::render::was::migration_job_name;
 
 const OLDEST: &str = "1.32.0";
@@ -26,36 +26,6 @@ fn observed() -> Observed {
         credentials: Some(test_credentials()),
         now: "2026-12-01T12:00:00+09:00".parse().ok(),
         ..Default::default()
-    }
-}
-
-/// A stack with a migration and backups, at the longest name: rendered while its
-/// migration runs, it has both Jobs.
-const MIGRATION_STACK: &str = r#"
-apiVersion: webtoon.io/v1alpha1
-kind: WebtoonStack
-metadata: {name: m23456789012345678901234567890123456, namespace: webtoon}
-spec:
-  hosts: [migtoon.example]
-  was:
-    image: "registry.example/migtoon/was:2.0.0"
-    env: [{name: APP_MODE, value: production}]
-    migration:
-      command: [/app/bin/migrate, up]
-      env: [{name: APP_MODE, value: migrate}]
-      timeoutSeconds: 900
-  database: {backup: {schedule: "0 3 * * *"}}
-"#;
-
-/// Observed while the migration to `image` runs, after the backup taken before it.
-fn migrating(image: &str) -> Observed {
-    Observed {
-        migration: Some(MigrationJobs {
-            image: image.to_string(),
-            backup: Some("webtoon-20261201T030000Z.sql.gz".to_string()),
-            migrate: true,
-        }),
-        ..observed()
     }
 }
 
@@ -99,7 +69,13 @@ fn rendered_objects_are_valid_kubernetes_for_oldest_and_newest_versions() {
         for (suffix, observed) in [
             ("offline", Observed::default()),
             ("observed", observed()),
-            ("migrating", migrating(&stack.spec.was.image)),
+            (
+                "migrating",
+                Observed {
+                    now: observed().now,
+                    ..migrating(stack)
+                },
+            ),
         ] {
             let path = dir.0.join(format!("{}-{suffix}.yaml", stack.name));
             let yaml = render_yaml(stack, &observed).expect("render");
