@@ -18,7 +18,7 @@ use crate::api::{
 };
 use crate::render::database::backup_cronjob::pre_migration_backup_job_name;
 use crate::render::meta::{child_name, selector_labels};
-use crate::render::release::{MigrationJobs, Template, image_of, template_hash};
+use crate::render::release::{MigrationJobs, Template, hash_of, image_of, template_hash};
 use crate::render::{proxy, was};
 use crate::{Error, Result};
 
@@ -186,31 +186,28 @@ pub async fn observe(
         releases.migration = decision.status;
     }
 
-    let tiers = [
-        Tier {
-            label: "proxy",
-            component: "proxy",
-            rollout: &stack.spec.proxy.rollout,
-            image: &stack.spec.proxy.image,
-            spec_template: proxy::spec_template(stack),
-            live: proxy_live.as_ref(),
-            previous: previous_rollouts.proxy.as_ref(),
-            hold: None,
-            blocked: None,
-        },
-        Tier {
-            label: "WAS",
-            component: "was",
-            rollout: &stack.spec.was.rollout,
-            image: &stack.spec.was.image,
-            spec_template: was::pod_template(stack),
-            live: was_live.as_ref(),
-            previous: previous_rollouts.was.as_ref(),
-            hold,
-            blocked,
-        },
-    ];
-    let [proxy_tier, was_tier] = tiers;
+    let proxy_tier = Tier {
+        label: "proxy",
+        component: "proxy",
+        rollout: &stack.spec.proxy.rollout,
+        image: &stack.spec.proxy.image,
+        spec_template: proxy::spec_template(stack),
+        live: proxy_live.as_ref(),
+        previous: previous_rollouts.proxy.as_ref(),
+        hold: None,
+        blocked: None,
+    };
+    let was_tier = Tier {
+        label: "WAS",
+        component: "was",
+        rollout: &stack.spec.was.rollout,
+        image: &stack.spec.was.image,
+        spec_template: was::pod_template(stack),
+        live: was_live.as_ref(),
+        previous: previous_rollouts.was.as_ref(),
+        hold,
+        blocked,
+    };
     let (status, template) = decide_tier(client, stack, proxy_tier, now, &mut releases).await?;
     releases.rollouts.proxy = Some(status);
     releases.proxy_template = template;
@@ -264,8 +261,7 @@ async fn decide_tier(
     let (chosen, outcome) = if let Some(hold) = tier.hold {
         (hold, Outcome::Held(running_image))
     } else if let Some(restore) = &decision.restore {
-        let live = template(tier.live)
-            .filter(|t| crate::render::release::hash_of(t) == Some(restore.as_str()));
+        let live = template(tier.live).filter(|t| hash_of(t) == Some(restore.as_str()));
         let found = match live {
             Some(t) => Some(t.clone()),
             None => {
