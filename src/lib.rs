@@ -47,6 +47,14 @@ pub enum Error {
         source: Box<kube::Error>,
     },
 
+    /// This replica lost the leader Lease and must stop reconciling.
+    #[error("lost the leader Lease {name}: {why}; restarting to campaign again")]
+    LeaseLost {
+        /// The Lease.
+        name: String,
+        /// What happened.
+        why: String,
+    },
     /// The controller cannot start.
     #[error("cannot {what}: {message}")]
     Startup {
@@ -116,6 +124,7 @@ impl Error {
             Error::Parse { .. } => "parse",
             Error::Io { .. } => "io",
             Error::Startup { .. } => "startup",
+            Error::LeaseLost { .. } => "lease",
             Error::Kube { .. } if self.is_conflict() => "conflict",
             Error::Kube { .. } | Error::StackApiUnavailable { .. } => "api",
             Error::Timeout { .. } => "timeout",

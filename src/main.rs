@@ -28,6 +28,10 @@ enum Command {
         /// Namespace of a Role for `run --namespace`.
         #[arg(long)]
         namespace: Option<String>,
+        /// Print instead the Role for the leader Lease in this namespace
+        /// (`run --leader-elect`).
+        #[arg(long, conflicts_with = "namespace")]
+        leader_election_namespace: Option<String>,
     },
     /// Print every child object of the stacks in a file, offline, as YAML that
     /// `kubectl apply -f -` accepts. The credentials Secret is left out: the operator
@@ -60,7 +64,81 @@ enum Command {
         /// Log format: `text` for people, `json` for log pipelines.
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
+        /// Reconcile only while holding the leader Lease, for more than one replica.
+        #[arg(long)]
+        leader_elect: bool,
+        /// Namespace of the leader Lease (default: `$POD_NAMESPACE`, else `default`).
+        #[arg(long)]
+        lease_namespace: Option<String>,
+        /// Name of the leader Lease.
+        #[arg(long, default_value = "webtoon-operator")]
+        lease_name: String,
     },
+}
+
+/// This process as the leader Lease names it: the pod name in a cluster, else the
+/// host name and process id.
+fn identity() -> String {
+    std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "webtoon-operator".to_string());
+        format!("{host}-{}", std::process::id())
+    })
+}
+
+/// Resolves when the process is asked to stop (SIGTERM or SIGINT).
+async fn stop_requested() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Runs the controller while this replica holds the leader Lease: stands by until
+/// it is free, reconciles while renewing it, and hands it over on SIGTERM. A lost
+/// Lease ends the process, whose restart campaigns again.
+async fn run_elected(
+    client: kube::Client,
+    namespace: Option<String>,
+    metrics: std::sync::Arc<webtoon_operator::metrics::Metrics>,
+    lease: webtoon_operator::controller::leader::LeaseConfig,
+) -> Result<()> {
+    use webtoon_operator::controller::leader::Elector;
+    let mut elector = Elector::new(client.clone(), lease.clone());
+    metrics.set_standby(true);
+    tracing::info!(lease = %lease.name, namespace = %lease.namespace, identity = %lease.identity, "standing by for the leader Lease");
+    tokio::select! {
+        () = elector.acquire() => {}
+        _ = stop_requested() => {
+            tracing::info!("stopped while standing by");
+            return Ok(());
+        }
+    }
+    metrics.set_standby(false);
+    tracing::info!(identity = %lease.identity, "holding the leader Lease: reconciling");
+    let outcome = tokio::select! {
+        ran = webtoon_operator::controller::run(client, namespace, metrics.clone()) => ran,
+        lost = elector.hold() => Err(lost),
+    };
+    metrics.set_watching(false);
+    if !matches!(outcome, Err(Error::LeaseLost { .. })) {
+        match elector.release().await {
+            Ok(()) => tracing::info!("released the leader Lease"),
+            Err(error) => {
+                tracing::warn!(%error, "cannot release the leader Lease; it expires on its own")
+            }
+        }
+    }
+    outcome
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -82,6 +160,7 @@ fn init_tracing(format: LogFormat) {
 async fn run_controller(
     namespace: Option<String>,
     metrics_address: std::net::SocketAddr,
+    lease: Option<webtoon_operator::controller::leader::LeaseConfig>,
 ) -> Result<()> {
     // kube's TLS stack panics when more than one rustls provider is linked (feature
     // unification can bring in aws-lc-rs beside ring); naming one removes the guess.
@@ -109,7 +188,10 @@ async fn run_controller(
         },
     ));
     tracing::info!(%metrics_address, namespace = namespace.as_deref().unwrap_or("*"), "webtoon-operator starting");
-    let outcome = webtoon_operator::controller::run(client, namespace, metrics).await;
+    let outcome = match lease {
+        Some(lease) => run_elected(client, namespace, metrics, lease).await,
+        None => webtoon_operator::controller::run(client, namespace, metrics).await,
+    };
     let _ = stop_server.send(());
     match server.await {
         Ok(Ok(())) => {}
@@ -151,10 +233,14 @@ fn run(command: Command) -> Result<ExitCode> {
             })?;
             print!("{yaml}");
         }
-        Command::Rbac { namespace } => {
-            let yaml = match namespace {
-                Some(namespace) => serde_saphyr::to_string(&rbac::role(&namespace)),
-                None => serde_saphyr::to_string(&rbac::cluster_role()),
+        Command::Rbac {
+            namespace,
+            leader_election_namespace,
+        } => {
+            let yaml = match (namespace, leader_election_namespace) {
+                (_, Some(lease)) => serde_saphyr::to_string(&rbac::leader_election_role(&lease)),
+                (Some(namespace), None) => serde_saphyr::to_string(&rbac::role(&namespace)),
+                (None, None) => serde_saphyr::to_string(&rbac::cluster_role()),
             }
             .map_err(|e| Error::Serialize {
                 what: "operator role".to_string(),
@@ -190,13 +276,23 @@ fn run(command: Command) -> Result<ExitCode> {
             namespace,
             metrics_address,
             log_format,
+            leader_elect,
+            lease_namespace,
+            lease_name,
         } => {
             init_tracing(log_format);
+            let lease = leader_elect.then(|| webtoon_operator::controller::leader::LeaseConfig {
+                namespace: lease_namespace
+                    .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                    .unwrap_or_else(|| "default".to_string()),
+                name: lease_name,
+                identity: identity(),
+            });
             let runtime = tokio::runtime::Runtime::new().map_err(|e| Error::Startup {
                 what: "start the async runtime".to_string(),
                 message: e.to_string(),
             })?;
-            runtime.block_on(run_controller(namespace, metrics_address))?;
+            runtime.block_on(run_controller(namespace, metrics_address, lease))?;
         }
     }
     Ok(ExitCode::SUCCESS)

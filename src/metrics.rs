@@ -54,8 +54,10 @@ pub struct Metrics {
     writes: Counter,
     stacks: Family<ReadyLabels, Gauge>,
     rollout_failures: Family<RolloutLabels, Counter>,
+    leader: Gauge,
     readiness: Mutex<BTreeMap<String, bool>>,
     watching: AtomicBool,
+    standby: AtomicBool,
 }
 
 impl Default for Metrics {
@@ -67,6 +69,7 @@ impl Default for Metrics {
         let writes = Counter::default();
         let stacks = Family::<ReadyLabels, Gauge>::default();
         let rollout_failures = Family::<RolloutLabels, Counter>::default();
+        let leader = Gauge::default();
         registry.register("reconciles", "Reconciles started", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -93,9 +96,15 @@ impl Default for Metrics {
             "Releases of a tier that failed, by reason and whether they were rolled back",
             rollout_failures.clone(),
         );
+        registry.register(
+            "leader",
+            "1 while this replica reconciles (it holds the leader Lease, or runs alone), 0 while it stands by",
+            leader.clone(),
+        );
         Self {
             registry,
             rollout_failures,
+            leader,
             reconciles,
             errors,
             duration,
@@ -103,6 +112,7 @@ impl Default for Metrics {
             stacks,
             readiness: Mutex::new(BTreeMap::new()),
             watching: AtomicBool::new(false),
+            standby: AtomicBool::new(false),
         }
     }
 }
@@ -182,6 +192,13 @@ impl Metrics {
     /// Marks the controller as watching, for `/readyz`.
     pub fn set_watching(&self, watching: bool) {
         self.watching.store(watching, Ordering::SeqCst);
+        self.leader.set(i64::from(watching));
+    }
+
+    /// Marks this replica as standing by for the leader Lease: ready (a rolling
+    /// update of the operator must not wait on it), and not leading.
+    pub fn set_standby(&self, standby: bool) {
+        self.standby.store(standby, Ordering::SeqCst);
     }
 
     /// The metrics in Prometheus text format.
@@ -209,7 +226,9 @@ async fn healthz() -> &'static str {
 
 async fn readyz(State(metrics): State<Arc<Metrics>>) -> (StatusCode, &'static str) {
     if metrics.watching.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ok\n")
+        (StatusCode::OK, "ok: reconciling\n")
+    } else if metrics.standby.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ok: standing by for the leader Lease\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not watching yet\n")
     }

@@ -83,9 +83,18 @@ fn chart_rbac_files_match_the_generated_roles() {
         .expect("the ClusterRole serializes");
     let role = serde_saphyr::to_string(&webtoon_operator::controller::rbac::role("webtoon-system"))
         .expect("the Role serializes");
+    let lease_role = serde_saphyr::to_string(
+        &webtoon_operator::controller::rbac::leader_election_role("webtoon-system"),
+    )
+    .expect("the leader-election Role serializes");
     for (file, generated, command) in [
         ("clusterrole.yaml", cluster_role, "rbac"),
         ("role.yaml", role, "rbac --namespace webtoon-system"),
+        (
+            "leader-election-role.yaml",
+            lease_role,
+            "rbac --leader-election-namespace webtoon-system",
+        ),
     ] {
         let stored = std::fs::read_to_string(dir.join(file)).expect("RBAC file is readable");
         assert!(

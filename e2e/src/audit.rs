@@ -66,6 +66,21 @@ pub struct User {
     /// `system:serviceaccount:NS:NAME`, `kubernetes-admin`, ...
     #[serde(default)]
     pub username: String,
+    /// What the authenticator adds, such as the token's
+    /// `authentication.kubernetes.io/credential-id` (one per issued token).
+    #[serde(default)]
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl User {
+    /// The credential the request was made with: one per issued token, so two
+    /// processes of one ServiceAccount tell apart.
+    pub fn credential(&self) -> Option<&str> {
+        self.extra
+            .get("authentication.kubernetes.io/credential-id")
+            .and_then(|ids| ids.first())
+            .map(String::as_str)
+    }
 }
 
 /// The object of a request.

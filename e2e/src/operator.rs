@@ -49,6 +49,8 @@ pub enum Scope {
 pub struct Operator {
     namespace: String,
     scope: Scope,
+    /// Flags added to `run`.
+    extra_args: Vec<String>,
     user: String,
     binary: PathBuf,
     dir: PathBuf,
@@ -87,6 +89,16 @@ impl Operator {
     /// `webtoon-operator run --namespace NAMESPACE` with it (without `--namespace`
     /// under [`Scope::AllNamespaces`]), waiting until it watches.
     pub async fn start(client: &Client, namespace: &str, scope: Scope) -> Operator {
+        Self::start_with(client, namespace, scope, &[]).await
+    }
+
+    /// [`Operator::start`] with more flags for `run`, such as `--leader-elect`.
+    pub async fn start_with(
+        client: &Client,
+        namespace: &str,
+        scope: Scope,
+        extra_args: &[&str],
+    ) -> Operator {
         let binary = operator_binary();
         // The audit log is optional here so that scenarios that do not need it can
         // run where the server keeps none; those that do call `AuditLog::from_env`.
@@ -105,6 +117,7 @@ impl Operator {
         let mut operator = Operator {
             namespace: namespace.to_string(),
             scope,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             user,
             binary,
             dir,
@@ -161,6 +174,7 @@ impl Operator {
             command.args(["--namespace", &self.namespace]);
         }
         let child = command
+            .args(&self.extra_args)
             .arg("--metrics-address")
             .arg(format!("127.0.0.1:{}", self.metrics_port))
             .env("KUBECONFIG", &self.kubeconfig)
@@ -215,6 +229,24 @@ impl Operator {
         if let Some(mut child) = self.child.take() {
             if let Err(e) = child.start_kill() {
                 eprintln!("cannot kill the operator: {e}");
+            }
+            let _ = child.wait().await;
+        }
+    }
+
+    /// Asks the process to stop with SIGTERM, as the kubelet does, and waits until
+    /// it has exited.
+    pub async fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                let sent = Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status()
+                    .await;
+                assert!(
+                    sent.is_ok_and(|s| s.success()),
+                    "cannot send SIGTERM to the operator"
+                );
             }
             let _ = child.wait().await;
         }

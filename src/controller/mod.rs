@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod credentials;
+pub mod leader;
 pub mod migration;
 pub mod nfs_volume;
 pub mod prune;

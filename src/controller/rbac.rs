@@ -74,10 +74,31 @@ pub const PERMISSIONS: &[Permission] = &[
     },
 ];
 
-fn rules(include_cluster_scoped: bool) -> Vec<PolicyRule> {
-    PERMISSIONS
-        .iter()
-        .filter(|p| include_cluster_scoped || !p.cluster_scoped)
+/// What leader election needs (`run --leader-elect`), granted in the Lease's
+/// namespace only: a Lease of another namespace is none of the operator's business.
+pub const LEASE_PERMISSIONS: &[Permission] = &[namespaced(
+    "coordination.k8s.io",
+    "leases",
+    &["get", "list", "watch", "create", "update"],
+)];
+
+/// Name of the Role (and its binding) for the leader Lease.
+pub const LEADER_ELECTION_ROLE: &str = "webtoon-operator-leader-election";
+
+/// The Role that lets the operator hold the leader Lease in `namespace`.
+pub fn leader_election_role(namespace: &str) -> Role {
+    Role {
+        metadata: ObjectMeta {
+            name: Some(LEADER_ELECTION_ROLE.to_string()),
+            namespace: Some(namespace.to_string()),
+            ..Default::default()
+        },
+        rules: Some(to_rules(LEASE_PERMISSIONS.iter())),
+    }
+}
+
+fn to_rules<'a>(permissions: impl Iterator<Item = &'a Permission>) -> Vec<PolicyRule> {
+    permissions
         .map(|p| PolicyRule {
             api_groups: Some(vec![p.group.to_string()]),
             resources: Some(vec![p.resource.to_string()]),
@@ -85,6 +106,14 @@ fn rules(include_cluster_scoped: bool) -> Vec<PolicyRule> {
             ..Default::default()
         })
         .collect()
+}
+
+fn rules(include_cluster_scoped: bool) -> Vec<PolicyRule> {
+    to_rules(
+        PERMISSIONS
+            .iter()
+            .filter(|p| include_cluster_scoped || !p.cluster_scoped),
+    )
 }
 
 /// The ClusterRole of an operator that watches every namespace.
