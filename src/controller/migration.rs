@@ -65,11 +65,9 @@ pub struct MigrationObservation<'a> {
     pub previous: Option<&'a MigrationStatus>,
 }
 
-/// Something worth an event.
+/// Progress worth a Normal event; failures are reported as failed releases.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Happened {
-    /// Whether it is a failure.
-    pub warning: bool,
     /// Event reason.
     pub reason: &'static str,
     /// Event note.
@@ -132,7 +130,6 @@ pub fn advance(observation: &MigrationObservation<'_>, now: &Time) -> MigrationD
             status.phase = MigrationPhase::Running;
             status.message = Some(format!("Job {} migrates for {image}", status.job));
             decision.happened.push(Happened {
-                warning: false,
                 reason: "MigrationStarted",
                 message: format!("Job {} runs the migration of {image}", status.job),
             });
@@ -146,7 +143,6 @@ pub fn advance(observation: &MigrationObservation<'_>, now: &Time) -> MigrationD
                 status.phase = MigrationPhase::Running;
                 status.message = Some(format!("Job {} migrates for {image}", status.job));
                 decision.happened.push(Happened {
-                    warning: false,
                     reason: "MigrationStarted",
                     message: format!(
                         "the database is backed up into {file}; Job {} runs the migration of {image}",
@@ -170,7 +166,6 @@ pub fn advance(observation: &MigrationObservation<'_>, now: &Time) -> MigrationD
                 status.completion_time = Some(now.clone());
                 status.message = Some(format!("Job {} migrated for {image}", status.job));
                 decision.happened.push(Happened {
-                    warning: false,
                     reason: "MigrationSucceeded",
                     message: format!("the migration of {image} succeeded; the WAS rolls out"),
                 });

@@ -211,12 +211,14 @@ async fn report_releases(ctx: &Context, stack: &WebtoonStack, releases: &Release
         publish(ctx, stack, EventType::Warning, reason, &report.message()).await;
     }
     for happened in &releases.happened {
-        let type_ = if happened.warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        };
-        publish(ctx, stack, type_, happened.reason, &happened.message).await;
+        publish(
+            ctx,
+            stack,
+            EventType::Normal,
+            happened.reason,
+            &happened.message,
+        )
+        .await;
     }
 }
 

@@ -249,7 +249,6 @@ async fn decide_tier(
         && let Some(good) = &decision.status.last_known_good
     {
         releases.happened.push(Happened {
-            warning: false,
             reason: "RolledOut",
             message: format!(
                 "the {} runs image {} on every replica",
