@@ -177,20 +177,8 @@ impl Elector {
                     let left = duration_of(&lease).saturating_sub(since.elapsed());
                     let mine = holder(&lease) == Some(self.config.identity.as_str());
                     if mine || holder(&lease).is_none() || left.is_zero() {
-                        let name = self.config.name.clone();
-                        match self
-                            .api
-                            .replace(
-                                &name,
-                                &PostParams::default(),
-                                &taken(lease, &self.config.identity),
-                            )
-                            .await
-                        {
-                            Ok(lease) => {
-                                self.lease = Some(lease);
-                                return;
-                            }
+                        match self.write_taken(lease).await {
+                            Ok(()) => return,
                             Err(e) if conflict(&e) => continue,
                             Err(e) => {
                                 tracing::warn!(error = %self.lease_error("update", e), "cannot take the leader Lease");
@@ -209,6 +197,22 @@ impl Elector {
                 _ = changes.next() => {}
             }
         }
+    }
+
+    /// Writes `lease` as taken by this process, on the precondition that nobody
+    /// wrote it since it was read (its `resourceVersion`).
+    async fn write_taken(&mut self, lease: Lease) -> std::result::Result<(), kube::Error> {
+        let name = self.config.name.clone();
+        let written = self
+            .api
+            .replace(
+                &name,
+                &PostParams::default(),
+                &taken(lease, &self.config.identity),
+            )
+            .await?;
+        self.lease = Some(written);
+        Ok(())
     }
 
     /// Renews the Lease until it is lost, and returns why: another holder took it,
@@ -251,20 +255,8 @@ impl Elector {
         if holder(&lease) != Some(self.config.identity.as_str()) {
             return Ok(false);
         }
-        let name = self.config.name.clone();
-        match self
-            .api
-            .replace(
-                &name,
-                &PostParams::default(),
-                &taken(lease, &self.config.identity),
-            )
-            .await
-        {
-            Ok(lease) => {
-                self.lease = Some(lease);
-                Ok(true)
-            }
+        match self.write_taken(lease).await {
+            Ok(()) => Ok(true),
             Err(e) if conflict(&e) => {
                 // Someone wrote the Lease since: read it, and renew on the next tick
                 // if it is still ours.
