@@ -4,7 +4,7 @@
 # Prints one line per tool: NAME=PATH. The Go toolchain comes through the module
 # proxy when a module asks for a newer one than the machine's (GOTOOLCHAIN=auto).
 #
-#   e2e/tools/build.sh [kubernetes|kubernetes-oldest|etcd|kwok|actionlint ...]
+#   e2e/tools/build.sh [kubernetes|kubernetes-oldest|etcd|kwok|actionlint|helm ...]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -64,7 +64,7 @@ kubernetes_ldflags() {
 }
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(kubernetes kubernetes-oldest etcd kwok actionlint)
+[ ${#tools[@]} -gt 0 ] || tools=(kubernetes kubernetes-oldest etcd kwok actionlint helm)
 for tool in "${tools[@]}"; do
   case "$tool" in
     kubernetes | kubernetes-oldest)
@@ -81,6 +81,10 @@ for tool in "${tools[@]}"; do
       v="$(version_of actionlint github.com/rhysd/actionlint)"
       build actionlint "$root/.tools/actionlint-$v" \
         "-X github.com/rhysd/actionlint.version=$v" ;;
+    helm)
+      v="$(version_of helm helm.sh/helm/v4)"
+      build helm "$root/.tools/helm-$v" \
+        "-X helm.sh/helm/v4/internal/version.version=$v -X helm.sh/helm/v4/internal/version.gitTreeState=clean" ;;
     *) echo "unknown tool $tool" >&2; exit 2 ;;
   esac
 done
