@@ -24,6 +24,16 @@ enum Command {
     Crd,
     /// Print the operator's RBAC role: a ClusterRole, or with `--namespace` a Role for
     /// an operator that watches only that namespace.
+    /// Exit 0 when an HTTP URL answers 200, else 1: the chart's `helm test` checks
+    /// `/readyz` with it, since the operator's image has no shell or curl.
+    Probe {
+        /// `http://host:port/path`.
+        #[arg(long)]
+        url: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
     Rbac {
         /// Namespace of a Role for `run --namespace`.
         #[arg(long)]
@@ -74,6 +84,49 @@ enum Command {
         #[arg(long, default_value = "webtoon-operator")]
         lease_name: String,
     },
+}
+
+/// The HTTP status `url` (`http://host[:port][/path]`) answers a GET with.
+async fn probe(url: &str) -> std::result::Result<u16, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| "only http:// URLs are probed".to_string())?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let address = if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+    let request = format!(
+        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: webtoon-operator-probe\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("cannot send the request: {e}"))?;
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .await
+        .map_err(|e| format!("cannot read the answer: {e}"))?;
+    let text = String::from_utf8_lossy(&answer);
+    text.lines()
+        .next()
+        .and_then(|status| status.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| {
+            format!(
+                "not an HTTP answer: {:?}",
+                text.lines().next().unwrap_or_default()
+            )
+        })
 }
 
 /// This process as the leader Lease names it: the pod name in a cluster, else the
@@ -232,6 +285,31 @@ fn run(command: Command) -> Result<ExitCode> {
                 message: e.to_string(),
             })?;
             print!("{yaml}");
+        }
+        Command::Probe { url, timeout } => {
+            let runtime = tokio::runtime::Runtime::new().map_err(|e| Error::Startup {
+                what: "start the async runtime".to_string(),
+                message: e.to_string(),
+            })?;
+            let answer = runtime.block_on(async {
+                tokio::time::timeout(std::time::Duration::from_secs(timeout), probe(&url))
+                    .await
+                    .unwrap_or_else(|_| Err(format!("no answer within {timeout} s")))
+            });
+            return Ok(match answer {
+                Ok(status) if status == 200 => {
+                    println!("{url}: {status}");
+                    ExitCode::SUCCESS
+                }
+                Ok(status) => {
+                    eprintln!("{url}: {status}");
+                    ExitCode::FAILURE
+                }
+                Err(why) => {
+                    eprintln!("{url}: {why}");
+                    ExitCode::FAILURE
+                }
+            });
         }
         Command::Rbac {
             namespace,

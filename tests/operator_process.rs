@@ -112,8 +112,40 @@ async fn metrics_server_serves_metrics_health_and_readiness() {
     assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
     let ready = get(address, "/readyz").await.expect("readyz");
     assert_eq!(ready.status, 503, "not ready before the controller watches");
+    let url = format!("http://{address}/readyz");
+    // `probe`, which the chart's `helm test` runs, fails on that answer.
+    let probe = |url: String| async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_webtoon-operator"))
+            .args(["probe", "--url", &url, "--timeout", "5"])
+            .output()
+            .await
+            .expect("probe runs")
+    };
+    let refused = probe(url.clone()).await;
+    assert!(!refused.status.success(), "probe passed a 503");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("503"));
+    metrics.set_standby(true);
+    let standby = get(address, "/readyz").await.expect("readyz");
+    assert_eq!(
+        (standby.status, standby.body.as_str()),
+        (200, "ok: standing by for the leader Lease\n"),
+        "a standby replica is ready"
+    );
+    metrics.set_standby(false);
     metrics.set_watching(true);
-    assert_eq!(get(address, "/readyz").await.expect("readyz").status, 200);
+    let ready = get(address, "/readyz").await.expect("readyz");
+    assert_eq!(
+        (ready.status, ready.body.as_str()),
+        (200, "ok: reconciling\n")
+    );
+    let passed = probe(url).await;
+    assert!(
+        passed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&passed.stderr)
+    );
+    let closed = probe("http://127.0.0.1:1/readyz".to_string()).await;
+    assert!(!closed.status.success(), "probe passed a closed port");
 
     drop(metrics.reconcile_started());
     metrics.wrote(3);
