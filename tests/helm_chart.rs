@@ -22,6 +22,29 @@ fn helm() -> PathBuf {
     path
 }
 
+fn promtool() -> PathBuf {
+    let path = std::env::var("WEBTOON_PROMTOOL").map(PathBuf::from).unwrap_or_else(|_| {
+        panic!("WEBTOON_PROMTOOL is not set: run the tests with tests/run.sh, or set it to the path `e2e/tools/build.sh prometheus` prints")
+    });
+    assert!(path.exists(), "{} is missing", path.display());
+    path
+}
+
+fn run_promtool(args: &[&str]) -> String {
+    let out = Command::new(promtool())
+        .current_dir(root())
+        .args(args)
+        .output()
+        .expect("promtool runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool {args:?} failed:\n{text}");
+    text
+}
+
 fn run_helm(args: &[&str]) -> Output {
     Command::new(helm())
         .current_dir(root())
@@ -317,5 +340,134 @@ fn the_chart_files_are_the_generated_crd() {
     assert!(
         stored == generated,
         "charts/webtoon-operator/files/webtoonstacks.webtoon.io.yaml is out of date: run `cargo run -- crd > charts/webtoon-operator/files/webtoonstacks.webtoon.io.yaml`"
+    );
+}
+
+fn chart_file(name: &str) -> String {
+    std::fs::read_to_string(root().join(CHART).join("files").join(name))
+        .unwrap_or_else(|e| panic!("{name} is unreadable: {e}"))
+}
+
+#[test]
+fn every_alert_passes_promtool_with_a_firing_and_a_silent_test() {
+    let checked = run_promtool(&[
+        "check",
+        "rules",
+        "charts/webtoon-operator/files/alerts.yaml",
+    ]);
+    assert!(checked.contains("SUCCESS"), "{checked}");
+    let tested = run_promtool(&["test", "rules", "tests/prometheus/alerts_test.yaml"]);
+    assert!(tested.contains("SUCCESS"), "{tested}");
+
+    let rules: Value = serde_saphyr::from_str(&chart_file("alerts.yaml")).expect("alerts parse");
+    let tests: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(root().join("tests/prometheus/alerts_test.yaml"))
+            .expect("the alert tests are readable"),
+    )
+    .expect("the alert tests parse");
+    let cases: Vec<&Value> = tests["tests"]
+        .as_array()
+        .expect("tests")
+        .iter()
+        .flat_map(|t| t["alert_rule_test"].as_array().into_iter().flatten())
+        .collect();
+    let alerts: Vec<&str> = rules["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+        .filter_map(|r| r["alert"].as_str())
+        .collect();
+    assert_eq!(
+        alerts.len(),
+        6,
+        "operator down, reconcile errors, not Ready, backup failed and stale, a failed release"
+    );
+    for alert in alerts {
+        let of_alert = cases.iter().filter(|c| c["alertname"] == alert);
+        let (firing, silent): (Vec<&&Value>, Vec<&&Value>) =
+            of_alert.partition(|c| c["exp_alerts"].as_array().is_some_and(|a| !a.is_empty()));
+        assert!(
+            !firing.is_empty() && !silent.is_empty(),
+            "{alert} needs a firing and a silent test"
+        );
+    }
+
+    // The chart's PrometheusRule carries exactly these groups.
+    let docs = template(&["prometheusRule.enabled=true"]);
+    let rule = find(&docs, "PrometheusRule")[0];
+    assert_eq!(rule["spec"]["groups"], rules["groups"]);
+}
+
+#[test]
+fn every_dashboard_query_parses() {
+    let dashboard: Value =
+        serde_json::from_str(&chart_file("dashboard.json")).expect("the dashboard is JSON");
+    let exprs: Vec<&str> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter_map(|t| t["expr"].as_str())
+        .collect();
+    assert!(exprs.len() >= 9, "{exprs:?}");
+    // promtool parses PromQL in rule files: each query becomes a recording rule.
+    let rules = serde_json::json!({"groups": [{
+        "name": "dashboard",
+        "rules": exprs.iter().enumerate().map(|(i, e)| serde_json::json!({
+            "record": format!("webtoon:dashboard:query{i}"),
+            "expr": e,
+        })).collect::<Vec<_>>(),
+    }]});
+    let dir = TempDir::new("dashboard-queries");
+    let path = dir.0.join("queries.yaml");
+    std::fs::write(&path, rules.to_string()).expect("the queries are written");
+    let checked = run_promtool(&["check", "rules", &path.to_string_lossy()]);
+    assert!(
+        checked.contains(&format!("SUCCESS: {} rules found", exprs.len())),
+        "{checked}"
+    );
+    let docs = template(&["grafanaDashboard.enabled=true"]);
+    let config_map = find(&docs, "ConfigMap")[0];
+    assert_eq!(config_map["metadata"]["labels"]["grafana_dashboard"], "1");
+    let shipped: Value = serde_json::from_str(
+        config_map["data"]["webtoon-operator.json"]
+            .as_str()
+            .expect("the dashboard is in the ConfigMap"),
+    )
+    .expect("the shipped dashboard is JSON");
+    assert_eq!(shipped, dashboard);
+}
+
+#[test]
+fn a_service_monitor_or_a_pod_monitor_scrapes_the_metrics_port_but_not_both() {
+    let docs = template(&["serviceMonitor.enabled=true"]);
+    let monitor = find(&docs, "ServiceMonitor")[0];
+    let service = find(&docs, "Service")[0];
+    assert_eq!(
+        monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"],
+        service["metadata"]["labels"]["app.kubernetes.io/instance"]
+    );
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    assert!(find(&docs, "PodMonitor").is_empty());
+    let docs = template(&["podMonitor.enabled=true"]);
+    assert_eq!(
+        find(&docs, "PodMonitor")[0]["spec"]["podMetricsEndpoints"][0]["port"],
+        "metrics"
+    );
+    let out = run_helm(&[
+        "template",
+        "wto",
+        CHART,
+        "--set",
+        "serviceMonitor.enabled=true",
+        "--set",
+        "podMonitor.enabled=true",
+    ]);
+    assert!(!out.status.success(), "both monitors were accepted");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("enable one of them"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

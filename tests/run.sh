@@ -68,11 +68,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 (cd e2e/cluster && go vet ./...)
 e2e/tools/lint-workflows.sh
 
-# The cluster's binaries and helm, built once into .tools/ (the first build takes a
-# while). The chart's tests run the real helm.
+# The cluster's binaries, helm and promtool, built once into .tools/ (the first build
+# takes a while). The chart's tests run the real helm and promtool.
 e2e/tools/build.sh >/dev/null
 WEBTOON_HELM="$(e2e/tools/build.sh helm | sed -n 's/^helm=//p')"
-export WEBTOON_HELM
+WEBTOON_PROMTOOL="$(e2e/tools/build.sh prometheus | sed -n 's/^promtool=//p')"
+export WEBTOON_HELM WEBTOON_PROMTOOL
 # The demo WAS runs as a process in its end-to-end test; its own unit tests make cargo
 # build it as a test harness, so the executable is built here. The e2e suite starts
 # the operator binary.
