@@ -5,6 +5,7 @@ pub mod audit;
 pub mod crd;
 pub mod dry_run;
 pub mod examples;
+pub mod helm;
 pub mod kubectl;
 pub mod namespace;
 pub mod operator;

@@ -43,6 +43,10 @@ pub enum Scope {
     AllNamespaces,
     /// `webtoon-operator rbac --namespace NS`: a Role in the scenario namespace.
     NamespaceRole,
+    /// What the Helm chart installed with `watchNamespace` set to the scenario's
+    /// namespace and `serviceAccount.name` [`SERVICE_ACCOUNT`]: the fixture creates no
+    /// account or role, and `run` gets the chart's own arguments.
+    Chart,
 }
 
 /// A running operator; killed when dropped.
@@ -170,7 +174,7 @@ impl Operator {
             .unwrap_or_else(|e| panic!("cannot share {}: {e}", self.log.display()));
         let mut command = Command::new(&self.binary);
         command.arg("run");
-        if self.scope != Scope::AllNamespaces {
+        if matches!(self.scope, Scope::ClusterRole | Scope::NamespaceRole) {
             command.args(["--namespace", &self.namespace]);
         }
         let child = command
@@ -382,6 +386,10 @@ async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 /// Creates the ServiceAccount and binds the generated role to it, then waits until
 /// the authorizer grants every permission the role lists.
 async fn grant(client: &Client, namespace: &str, scope: Scope) {
+    if scope == Scope::Chart {
+        wait_until_granted(client, namespace, scope).await;
+        return;
+    }
     let params = PatchParams::apply(E2E_MANAGER).force();
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
     let account: ServiceAccount = from_json(serde_json::json!({
@@ -428,6 +436,7 @@ async fn grant(client: &Client, namespace: &str, scope: Scope) {
                 .await
                 .unwrap_or_else(|e| panic!("cannot apply ClusterRoleBinding {name}: {e}"));
         }
+        Scope::Chart => {}
         Scope::NamespaceRole => {
             let role: Role = generated_role(&["--namespace", namespace]).await;
             let name = role.metadata.name.clone().unwrap_or_default();
@@ -479,7 +488,7 @@ async fn wait_until_granted(client: &Client, namespace: &str, scope: Scope) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut ticks = tokio::time::interval(Duration::from_millis(200));
     for permission in rbac::PERMISSIONS {
-        if permission.cluster_scoped && scope == Scope::NamespaceRole {
+        if permission.cluster_scoped && matches!(scope, Scope::NamespaceRole | Scope::Chart) {
             continue;
         }
         let (resource, subresource) = match permission.resource.split_once('/') {

@@ -24,7 +24,7 @@ async fn production_ready_without_403(client: Client, namespace: String, scope: 
     let production = match scope {
         Scope::ClusterRole | Scope::AllNamespaces => production,
         // A Role cannot grant the cluster-scoped NFS volume (README, "Security").
-        Scope::NamespaceRole => stack::without_nfs(production),
+        Scope::NamespaceRole | Scope::Chart => stack::without_nfs(production),
     };
     let ready = stack::deploy(&client, production).await;
     // The server logs a request once it completes: wait until the reconcile that
