@@ -73,7 +73,9 @@ e2e/tools/lint-workflows.sh
 e2e/tools/build.sh >/dev/null
 WEBTOON_HELM="$(e2e/tools/build.sh helm | sed -n 's/^helm=//p')"
 WEBTOON_PROMTOOL="$(e2e/tools/build.sh prometheus | sed -n 's/^promtool=//p')"
-export WEBTOON_HELM WEBTOON_PROMTOOL
+# The Prometheus Operator's CRDs, for the chart's monitors and rule, from its Go module.
+WEBTOON_MONITORING_CRDS="$(e2e/tools/monitoring-crds.sh)"
+export WEBTOON_HELM WEBTOON_PROMTOOL WEBTOON_MONITORING_CRDS
 # The demo WAS runs as a process in its end-to-end test; its own unit tests make cargo
 # build it as a test harness, so the executable is built here. The e2e suite starts
 # the operator binary.

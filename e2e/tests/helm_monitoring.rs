@@ -1,0 +1,124 @@
+//! With the Prometheus Operator's CRDs installed (taken from its Go module), the
+//! API server accepts the chart's ServiceMonitor, PodMonitor and PrometheusRule, and
+//! the dashboard ConfigMap.
+
+use std::time::Duration;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
+use kube::runtime::wait::conditions;
+use webtoon_e2e::helm::{chart, documents, helm};
+use webtoon_e2e::namespace::within_namespace;
+use webtoon_e2e::operator::E2E_MANAGER;
+use webtoon_e2e::wait;
+
+const LIMIT: Duration = Duration::from_secs(180);
+/// Environment variable naming the directory of the Prometheus Operator's CRDs
+/// (`e2e/tools/monitoring-crds.sh` prints it).
+const CRDS_ENV: &str = "WEBTOON_MONITORING_CRDS";
+
+async fn install_monitoring_crds(client: &Client) {
+    let dir = std::env::var(CRDS_ENV)
+        .unwrap_or_else(|_| panic!("set {CRDS_ENV}: `e2e/tools/monitoring-crds.sh` prints it"));
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for kind in ["servicemonitors", "podmonitors", "prometheusrules"] {
+        let path = format!("{dir}/monitoring.coreos.com_{kind}.yaml");
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path} is unreadable: {e}"));
+        let mut crd: CustomResourceDefinition =
+            serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+        crd.metadata.annotations = None;
+        let name = format!("{kind}.monitoring.coreos.com");
+        crds.patch(
+            &name,
+            &PatchParams::apply(E2E_MANAGER).force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cannot install the CRD {name}: {e}"));
+        wait::until(
+            &crds,
+            &name,
+            Duration::from_secs(60),
+            conditions::is_crd_established(),
+        )
+        .await;
+    }
+}
+
+async fn monitors_are_accepted(client: Client, namespace: String) {
+    install_monitoring_crds(&client).await;
+    let chart = chart();
+    let chart = chart.to_str().expect("a UTF-8 path");
+    let mut accepted = Vec::new();
+    for sets in [
+        &[
+            "serviceMonitor.enabled=true",
+            "prometheusRule.enabled=true",
+            "grafanaDashboard.enabled=true",
+        ][..],
+        &["podMonitor.enabled=true"][..],
+    ] {
+        let mut args = vec![
+            "template",
+            "wto",
+            chart,
+            "--namespace",
+            &namespace,
+            "--set",
+            "crds.enabled=false",
+        ];
+        for set in sets {
+            args.extend(["--set", set]);
+        }
+        for doc in documents(&helm(&args).await) {
+            let kind = doc["kind"].as_str().unwrap_or_default().to_string();
+            if ![
+                "ServiceMonitor",
+                "PodMonitor",
+                "PrometheusRule",
+                "ConfigMap",
+            ]
+            .contains(&kind.as_str())
+            {
+                continue;
+            }
+            let (group, version) = doc["apiVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .split_once('/')
+                .unwrap_or(("", doc["apiVersion"].as_str().unwrap_or_default()));
+            let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, &kind));
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), &namespace, &resource);
+            let object: DynamicObject =
+                serde_json::from_value(doc.clone()).expect("a Kubernetes object");
+            api.create(&PostParams::default(), &object)
+                .await
+                .unwrap_or_else(|e| panic!("the API server refused the chart's {kind}: {e}"));
+            accepted.push(kind);
+        }
+    }
+    accepted.sort();
+    assert_eq!(
+        accepted,
+        [
+            "ConfigMap",
+            "PodMonitor",
+            "PrometheusRule",
+            "ServiceMonitor"
+        ],
+        "every monitoring object of the chart was created"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_charts_monitors_rule_and_dashboard_are_accepted() {
+    within_namespace("helm-monitoring", LIMIT, |client, namespace| {
+        monitors_are_accepted(client, namespace)
+    })
+    .await;
+}
