@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Lints what only GitHub Actions and kind run, which no other test executes: the
 # workflows (actionlint, with shellcheck on their `run:` blocks), the kind scripts
-# (bash -n, shellcheck), the operator's manifest (kubernetes-validate, when the test
-# venv exists) and the kind configuration's cross references. Exits non-zero on any
-# finding.
+# (bash -n, shellcheck) and the kind configuration's cross references (the chart kind
+# installs is tested by tests/helm_chart.rs). Exits non-zero on any finding.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -26,15 +25,6 @@ scripts=(e2e/*.sh e2e/bench/*.sh e2e/kind/*.sh e2e/tools/*.sh tests/*.sh)
 for script in "${scripts[@]}"; do bash -n "$script"; done
 shellcheck "${scripts[@]}"
 echo "bash -n, shellcheck: ok (${scripts[*]})"
-
-if [ -x .venv/bin/kubernetes-validate ]; then
-  for version in 1.32.0 1.37.0; do
-    .venv/bin/kubernetes-validate --quiet --strict -k "$version" e2e/kind/operator.yaml
-  done
-  echo "kubernetes-validate: ok (e2e/kind/operator.yaml)"
-else
-  echo "kubernetes-validate: skipped, no .venv (tests/run.sh makes it)"
-fi
 
 # kind and kubeadm accept a mount or flag that points nowhere and fail only at
 # cluster creation, on GitHub: check that the paths meet.
