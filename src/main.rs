@@ -170,7 +170,7 @@ async fn run_elected(
     metrics.set_standby(true);
     tracing::info!(lease = %lease.name, namespace = %lease.namespace, identity = %lease.identity, "standing by for the leader Lease");
     tokio::select! {
-        () = elector.acquire() => {}
+        () = elector.acquire(|holder| metrics.set_leader_identity(holder)) => {}
         _ = stop_requested() => {
             tracing::info!("stopped while standing by");
             return Ok(());

@@ -58,6 +58,7 @@ pub struct Metrics {
     readiness: Mutex<BTreeMap<String, bool>>,
     watching: AtomicBool,
     standby: AtomicBool,
+    leader_identity: Mutex<Option<String>>,
 }
 
 impl Default for Metrics {
@@ -113,6 +114,7 @@ impl Default for Metrics {
             readiness: Mutex::new(BTreeMap::new()),
             watching: AtomicBool::new(false),
             standby: AtomicBool::new(false),
+            leader_identity: Mutex::new(None),
         }
     }
 }
@@ -201,6 +203,13 @@ impl Metrics {
         self.standby.store(standby, Ordering::SeqCst);
     }
 
+    /// Records which replica holds the leader Lease, as a standby last saw it.
+    pub fn set_leader_identity(&self, identity: Option<&str>) {
+        if let Ok(mut leader) = self.leader_identity.lock() {
+            *leader = identity.map(str::to_string);
+        }
+    }
+
     /// The metrics in Prometheus text format.
     pub fn encode(&self) -> String {
         let mut text = String::new();
@@ -224,13 +233,25 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(metrics): State<Arc<Metrics>>) -> (StatusCode, &'static str) {
+async fn readyz(State(metrics): State<Arc<Metrics>>) -> (StatusCode, String) {
     if metrics.watching.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ok: reconciling\n")
+        (StatusCode::OK, "ok: reconciling\n".to_string())
     } else if metrics.standby.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ok: standing by for the leader Lease\n")
+        let leader = metrics
+            .leader_identity
+            .lock()
+            .ok()
+            .and_then(|l| l.clone())
+            .unwrap_or_else(|| "no replica yet".to_string());
+        (
+            StatusCode::OK,
+            format!("ok: standing by for the leader Lease; it is held by {leader}\n"),
+        )
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not watching yet\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not watching yet\n".to_string(),
+        )
     }
 }
 

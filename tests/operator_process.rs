@@ -128,8 +128,20 @@ async fn metrics_server_serves_metrics_health_and_readiness() {
     let standby = get(address, "/readyz").await.expect("readyz");
     assert_eq!(
         (standby.status, standby.body.as_str()),
-        (200, "ok: standing by for the leader Lease\n"),
+        (
+            200,
+            "ok: standing by for the leader Lease; it is held by no replica yet\n"
+        ),
         "a standby replica is ready"
+    );
+    metrics.set_leader_identity(Some("webtoon-operator-7d9f-abcde"));
+    let named = get(address, "/readyz").await.expect("readyz");
+    assert!(
+        named
+            .body
+            .ends_with("held by webtoon-operator-7d9f-abcde\n"),
+        "a standby names the replica that leads: {}",
+        named.body
     );
     metrics.set_standby(false);
     metrics.set_watching(true);

@@ -284,6 +284,13 @@ impl Operator {
         sum
     }
 
+    /// What `/readyz` answers, or `None` when it cannot be read.
+    pub async fn readyz(&self) -> Option<String> {
+        http_get(self.metrics_port, "/readyz")
+            .await
+            .map(|(_, body)| body)
+    }
+
     /// `webtoon_reconciles_total`, or `None` when the metrics cannot be read.
     pub async fn reconciles(&self) -> Option<u64> {
         self.metric("webtoon_reconciles_total")

@@ -78,6 +78,21 @@ async fn one_leader_at_a_time(client: Client, namespace: String) {
     let mark = audit.mark();
     let mut second = Operator::start_with(&client, &namespace, Scope::ClusterRole, &args).await;
     assert!(!leads(&second).await, "the second replica stands by");
+    // It names the leader, this host's name and the first process's id, once it has
+    // read the Lease.
+    let leader = format!("-{}", first.pid().expect("the first operator runs"));
+    let started = Instant::now();
+    loop {
+        let said = second.readyz().await.unwrap_or_default();
+        if said.starts_with("ok: standing by") && said.trim_end().ends_with(&leader) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the standby's /readyz does not name the leader ({leader}): {said}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Only the leader reconciles: one credential wrote everything.
     let ready = stack::deploy(&client, stack::example("minimal", &namespace)).await;

@@ -126,7 +126,8 @@ impl Elector {
     /// holder's renewals are timed on this process's clock from when they were seen,
     /// not from the times the holder writes, so clocks that disagree cannot shorten
     /// a lease.
-    pub async fn acquire(&mut self) {
+    /// `seen` hears of every holder this candidate finds, so that it can say who leads.
+    pub async fn acquire(&mut self, seen_holder: impl Fn(Option<&str>)) {
         let config =
             watcher::Config::default().fields(&format!("metadata.name={}", self.config.name));
         let mut changes = Box::pin(watcher::watcher(self.api.clone(), config));
@@ -174,6 +175,7 @@ impl Elector {
                         _ => Instant::now(),
                     };
                     seen = Some((now_seen, since));
+                    seen_holder(holder(&lease));
                     let left = duration_of(&lease).saturating_sub(since.elapsed());
                     let mine = holder(&lease) == Some(self.config.identity.as_str());
                     if mine || holder(&lease).is_none() || left.is_zero() {
