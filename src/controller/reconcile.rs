@@ -12,10 +12,9 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 
 use super::Context;
-use super::release::{self, Releases};
+use super::release::{self, Releases, get_opt};
 use super::status::{self, ObservedChildren, condition, is_true};
 use super::{apply, credentials, nfs_volume, prune};
 use crate::api::{ServiceMode, ValidatedStack, WebtoonStack, WebtoonStackStatus, validate};
@@ -68,13 +67,11 @@ async fn reconcile_stack(cached: Arc<WebtoonStack>, ctx: &Context, key: &str) ->
     // The status is the record of releases (last known good, a failed release, the
     // migration): read it from the API server, not from the watch cache, which may
     // not hold the previous reconcile's status yet and would undo its decision.
-    let api: Api<WebtoonStack> =
-        Api::namespaced(ctx.client.clone(), &cached.namespace().unwrap_or_default());
-    let Some(stack) = within("reading the stack", async {
-        api.get_opt(&cached.name_any())
-            .await
-            .map_err(|e| Error::kube("read", "WebtoonStack", &cached.name_any(), e))
-    })
+    let namespace = cached.namespace().unwrap_or_default();
+    let Some(stack) = within(
+        "reading the stack",
+        get_opt::<WebtoonStack>(&ctx.client, &namespace, &cached.name_any()),
+    )
     .await?
     else {
         return Ok(Action::await_change());
@@ -267,36 +264,24 @@ pub fn next_wakeup(stack: &ValidatedStack, now: jiff::Timestamp) -> Duration {
         .map_or(RESYNC, |d| d.min(RESYNC))
 }
 
-async fn get_opt<K>(ctx: &Context, namespace: &str, name: &str) -> Result<Option<K>>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + DeserializeOwned,
-{
-    Api::<K>::namespaced(ctx.client.clone(), namespace)
-        .get_opt(name)
-        .await
-        .map_err(|e| Error::kube("read", K::kind(&()), name, e))
-}
-
 async fn observe(ctx: &Context, stack: &ValidatedStack) -> Result<ObservedChildren> {
     let ns = &stack.namespace;
     let embedded = |mode| mode == ServiceMode::Embedded;
     Ok(ObservedChildren {
-        proxy: get_opt::<Deployment>(ctx, ns, &child_name(stack, "proxy")).await?,
-        was: get_opt::<Deployment>(ctx, ns, &child_name(stack, "was")).await?,
+        proxy: get_opt::<Deployment>(&ctx.client, ns, &child_name(stack, "proxy")).await?,
+        was: get_opt::<Deployment>(&ctx.client, ns, &child_name(stack, "was")).await?,
         database: if embedded(stack.spec.database.mode) {
-            get_opt::<StatefulSet>(ctx, ns, &child_name(stack, "database")).await?
+            get_opt::<StatefulSet>(&ctx.client, ns, &child_name(stack, "database")).await?
         } else {
             None
         },
         cache: if embedded(stack.spec.cache.mode) {
-            get_opt::<StatefulSet>(ctx, ns, &child_name(stack, "cache")).await?
+            get_opt::<StatefulSet>(&ctx.client, ns, &child_name(stack, "cache")).await?
         } else {
             None
         },
-        images: get_opt::<PersistentVolumeClaim>(ctx, ns, &images_claim_name(stack)).await?,
+        images: get_opt::<PersistentVolumeClaim>(&ctx.client, ns, &images_claim_name(stack))
+            .await?,
     })
 }
 

@@ -91,7 +91,8 @@ pub struct Releases {
     pub progressing: bool,
 }
 
-async fn get_opt<K>(client: &Client, namespace: &str, name: &str) -> Result<Option<K>>
+/// The namespaced object `name`, or `None` when it does not exist.
+pub(super) async fn get_opt<K>(client: &Client, namespace: &str, name: &str) -> Result<Option<K>>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
