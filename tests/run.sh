@@ -18,6 +18,8 @@ command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server)
 command -v mariadb-dump >/dev/null 2>&1 || need_apt+=(mariadb-client)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+compgen -G '/usr/sbin/php-fpm*' >/dev/null || need_apt+=(php-fpm)
+[ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || need_apt+=(busybox)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -27,7 +29,7 @@ fi
 # Debian starts these servers on install; the tests run their own instances on
 # 127.0.0.1, each on its own port and in its own directory.
 if command -v systemctl >/dev/null 2>&1; then
-  for service in nginx mariadb redis-server; do
+  for service in nginx mariadb redis-server 'php*-fpm'; do
     systemctl stop "$service" >/dev/null 2>&1 || true
   done
 fi
@@ -48,6 +50,7 @@ if ! cmp -s tests/requirements.txt "$venv/requirements.installed"; then
 fi
 export WEBTOON_KUBERNETES_VALIDATE="$PWD/$venv/bin/kubernetes-validate"
 export WEBTOON_CHECKOV="$PWD/$venv/bin/checkov"
+export WEBTOON_GIXY="$PWD/$venv/bin/gixy"
 
 # One build from a clean clone gains nothing from incremental caches, which would
 # double the target directory.

@@ -8,6 +8,7 @@ pub mod hardening;
 pub mod http_get;
 pub mod migration;
 pub mod nginx;
+pub mod php_fpm;
 pub mod process;
 pub mod reachability;
 pub mod servers;

@@ -63,11 +63,11 @@ pub fn local_layout(dir: &Path, ports: &Ports, upstreams: &[String]) -> NginxLay
         tls_certificate: format!("{d}/tls.crt"),
         tls_certificate_key: format!("{d}/tls.key"),
         images_root: format!("{d}/images"),
+        app_root: format!("{d}/app"),
         cache_dir: format!("{d}/cache"),
         temp_dir: format!("{d}"),
         pid_file: format!("{d}/nginx.pid"),
         mime_types: "/etc/nginx/mime.types".to_string(),
-        fastcgi_params: "/etc/nginx/fastcgi_params".to_string(),
         error_log: format!("{d}/error.log warn"),
         access_log: format!("{d}/access.log"),
         // Debian's nginx 1.22 predates the `http2` directive (1.25.1).

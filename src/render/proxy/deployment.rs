@@ -12,10 +12,13 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::app_files;
 use super::config_map_name;
-use super::nginx_conf::{CONFIG_DIR, HEALTH_PORT, HTTP_PORT, HTTPS_PORT, IMAGES_DIR, TLS_DIR};
-use crate::api::ValidatedStack;
+use super::nginx_conf::{
+    APP_DIR, CONFIG_DIR, HEALTH_PATH, HEALTH_PORT, HTTP_PORT, HTTPS_PORT, IMAGES_DIR, TLS_DIR,
+};
 use crate::api::quantity::quantity_bytes;
+use crate::api::{ValidatedStack, WasProtocol};
 use crate::render::Observed;
 use crate::render::drain::sleep_before_stop;
 use crate::render::meta::{Lifetime, checksum, child_name, labels, object_meta, selector};
@@ -47,7 +50,7 @@ fn port(name: &str, port: i32) -> ContainerPort {
 fn health_probe(period: i32, failures: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
-            path: Some("/healthz".to_string()),
+            path: Some(HEALTH_PATH.to_string()),
             port: IntOrString::String("health".to_string()),
             scheme: Some("HTTP".to_string()),
             ..Default::default()
@@ -120,6 +123,12 @@ pub fn pod_template(stack: &ValidatedStack, conf: &str) -> PodTemplateSpec {
         scratch_volume("cache", &cache_limit, false),
         scratch_volume("tmp", "256Mi", false),
     ];
+    // PHP: the application's public files, copied from the WAS image at start.
+    let php = stack.spec.was.protocol == WasProtocol::Fastcgi;
+    if php {
+        mounts.push(mount(app_files::VOLUME, APP_DIR, true));
+        volumes.push(app_files::volume());
+    }
     if let Some(tls) = &stack.spec.tls {
         mounts.push(mount("tls", TLS_DIR, true));
         volumes.push(Volume {
@@ -164,6 +173,7 @@ pub fn pod_template(stack: &ValidatedStack, conf: &str) -> PodTemplateSpec {
             ..Default::default()
         }),
         spec: Some(PodSpec {
+            init_containers: php.then(|| vec![app_files::init_container(stack)]),
             containers: vec![container],
             automount_service_account_token: Some(false),
             enable_service_links: Some(false),

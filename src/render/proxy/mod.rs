@@ -1,5 +1,6 @@
 //! The proxy tier: nginx in front of the WAS, serving images from the shared volume.
 
+pub mod app_files;
 mod deployment;
 pub mod nginx_conf;
 mod service;
