@@ -37,7 +37,9 @@ where
         .metadata
         .name
         .expect("the server names a generated namespace");
-    let outcome = AssertUnwindSafe(scenario(client, name.clone()))
+    // Boxed: a scenario's future holds whole stacks and their children, too large for
+    // the stack of the test thread that polls it.
+    let outcome = AssertUnwindSafe(Box::pin(scenario(client, name.clone())))
         .catch_unwind()
         .await;
     if let Err(error) = namespaces.delete(&name, &DeleteParams::background()).await {
