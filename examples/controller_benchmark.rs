@@ -85,6 +85,7 @@ async fn reconcile_cost() -> Result<(), Failure> {
         recorder: None,
         backoff: Backoff::default(),
         clock: Box::new(|| "2026-11-22T12:00:00Z".parse().unwrap_or_default()),
+        operator_image: None,
     });
     let stacks: Api<WebtoonStack> = Api::namespaced(api.direct.clone(), &namespace);
 

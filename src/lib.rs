@@ -2,6 +2,7 @@
 //! secure, self-healing serving stack for a webtoon site.
 
 pub mod api;
+pub mod backup;
 pub mod controller;
 pub mod manifest;
 pub mod metrics;

@@ -20,6 +20,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Upload a backup to, or fetch one from, S3-compatible object storage: what the
+    /// backup, restore and verify Jobs run, since the operator's image has no shell.
+    Backup {
+        #[command(subcommand)]
+        command: webtoon_operator::backup::command::BackupCommand,
+    },
     /// Print the WebtoonStack CustomResourceDefinition as YAML.
     Crd,
     /// Print the operator's RBAC role: a ClusterRole, or with `--namespace` a Role for
@@ -56,6 +62,11 @@ enum Command {
         /// Render as at this time (RFC 3339), to preview scaling schedules.
         #[arg(long)]
         at: Option<jiff::Timestamp>,
+        /// The operator's image, which backup Jobs run to reach a bucket (default:
+        /// this version's published image, as `run` uses unless
+        /// `$WEBTOON_OPERATOR_IMAGE` names another).
+        #[arg(long)]
+        operator_image: Option<String>,
     },
     /// Check the stacks in a file against every rule of the API; exit 1 if any fails.
     Validate {
@@ -279,6 +290,7 @@ fn read_source(file: &str) -> Result<String> {
 
 fn run(command: Command) -> Result<ExitCode> {
     match command {
+        Command::Backup { command } => return Ok(command.run()),
         Command::Crd => {
             let yaml = crd_yaml().map_err(|e| Error::Serialize {
                 what: "CustomResourceDefinition".to_string(),
@@ -330,10 +342,12 @@ fn run(command: Command) -> Result<ExitCode> {
             file,
             namespace,
             at,
+            operator_image,
         } => {
             let text = read_source(&file)?;
             let observed = Observed {
                 now: at,
+                operator_image,
                 ..Observed::default()
             };
             for mut stack in parse_stacks(&file, &text)? {

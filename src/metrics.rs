@@ -45,6 +45,26 @@ pub struct RolloutLabels {
     pub rolled_back: String,
 }
 
+/// Labels of the per-stack backup metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StackLabels {
+    /// Namespace of the stack.
+    pub namespace: String,
+    /// Name of the stack.
+    pub stack: String,
+}
+
+/// Labels of the failed-backups counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackupFailureLabels {
+    /// Namespace of the stack.
+    pub namespace: String,
+    /// Name of the stack.
+    pub stack: String,
+    /// `backup` or `verify`.
+    pub kind: String,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     registry: Registry,
@@ -55,6 +75,10 @@ pub struct Metrics {
     stacks: Family<ReadyLabels, Gauge>,
     rollout_failures: Family<RolloutLabels, Counter>,
     leader: Gauge,
+    backup_time: Family<StackLabels, Gauge>,
+    verified_time: Family<StackLabels, Gauge>,
+    backups_healthy: Family<StackLabels, Gauge>,
+    backup_failures: Family<BackupFailureLabels, Counter>,
     readiness: Mutex<BTreeMap<String, bool>>,
     watching: AtomicBool,
     standby: AtomicBool,
@@ -71,7 +95,31 @@ impl Default for Metrics {
         let stacks = Family::<ReadyLabels, Gauge>::default();
         let rollout_failures = Family::<RolloutLabels, Counter>::default();
         let leader = Gauge::default();
+        let backup_time = Family::<StackLabels, Gauge>::default();
+        let verified_time = Family::<StackLabels, Gauge>::default();
+        let backups_healthy = Family::<StackLabels, Gauge>::default();
+        let backup_failures = Family::<BackupFailureLabels, Counter>::default();
         registry.register("reconciles", "Reconciles started", reconciles.clone());
+        registry.register(
+            "backup_last_success_timestamp_seconds",
+            "When the newest backup of a stack started (Unix time)",
+            backup_time.clone(),
+        );
+        registry.register(
+            "backup_last_verified_restore_timestamp_seconds",
+            "When a restore of a stack's backup last passed verification (Unix time)",
+            verified_time.clone(),
+        );
+        registry.register(
+            "backups_healthy",
+            "1 while a stack's BackupsHealthy condition is true, else 0",
+            backups_healthy.clone(),
+        );
+        registry.register(
+            "backup_failures",
+            "Backup and verify Jobs that failed",
+            backup_failures.clone(),
+        );
         registry.register(
             "reconcile_errors",
             "Reconciles that failed, by kind of error",
@@ -106,6 +154,10 @@ impl Default for Metrics {
             registry,
             rollout_failures,
             leader,
+            backup_time,
+            verified_time,
+            backups_healthy,
+            backup_failures,
             reconciles,
             errors,
             duration,
@@ -141,6 +193,48 @@ impl Metrics {
                 tier: tier.to_string(),
                 reason: reason.to_string(),
                 rolled_back: rolled_back.to_string(),
+            })
+            .inc();
+    }
+
+    /// Records what a stack's backup and verify Jobs reported.
+    pub fn set_backups(
+        &self,
+        namespace: &str,
+        stack: &str,
+        status: &crate::api::BackupsStatus,
+        healthy: bool,
+    ) {
+        let labels = StackLabels {
+            namespace: namespace.to_string(),
+            stack: stack.to_string(),
+        };
+        if let Some(backup) = &status.last_backup {
+            self.backup_time
+                .get_or_create(&labels)
+                .set(backup.time.0.as_second());
+        }
+        if let Some(verified) = status
+            .last_verified_restore
+            .as_ref()
+            .filter(|v| v.result == "Passed")
+        {
+            self.verified_time
+                .get_or_create(&labels)
+                .set(verified.time.0.as_second());
+        }
+        self.backups_healthy
+            .get_or_create(&labels)
+            .set(i64::from(healthy));
+    }
+
+    /// Counts a failed backup (`kind` `backup`) or verification (`verify`) of a stack.
+    pub fn backup_failed(&self, namespace: &str, stack: &str, kind: &str) {
+        self.backup_failures
+            .get_or_create(&BackupFailureLabels {
+                namespace: namespace.to_string(),
+                stack: stack.to_string(),
+                kind: kind.to_string(),
             })
             .inc();
     }

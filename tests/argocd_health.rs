@@ -133,6 +133,7 @@ fn with_status(
         stack.metadata.generation,
         children,
         releases,
+        None,
         previous,
         now,
     ));

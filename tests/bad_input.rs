@@ -106,6 +106,36 @@ fn cases() -> Vec<(&'static str, &'static str, serde_json::Value)> {
             json!({"restore": {"from": "$(reboot).sql.gz"}}),
         ),
         (
+            "spec.database.backup.objectStore.endpoint",
+            "/spec/database",
+            json!({"backup": {"objectStore": {"endpoint": "https://s3.example/; rm -rf /", "bucket": "b-1", "secretName": "s3"}}}),
+        ),
+        (
+            "spec.database.backup.objectStore.endpoint",
+            "/spec/database",
+            json!({"backup": {"objectStore": {"endpoint": "http://minio.backup:9000", "bucket": "b-1", "secretName": "s3"}}}),
+        ),
+        (
+            "spec.database.backup.objectStore.bucket",
+            "/spec/database",
+            json!({"backup": {"objectStore": {"endpoint": "https://s3.example", "bucket": "Bad_Bucket", "secretName": "s3"}}}),
+        ),
+        (
+            "spec.database.backup.objectStore.prefix",
+            "/spec/database",
+            json!({"backup": {"objectStore": {"endpoint": "https://s3.example", "bucket": "b-1", "prefix": "../other/", "secretName": "s3"}}}),
+        ),
+        (
+            "spec.database.backup.objectStore.egressCIDRs[0]",
+            "/spec/database",
+            json!({"backup": {"objectStore": {"endpoint": "https://s3.example", "bucket": "b-1", "secretName": "s3", "egressCIDRs": ["any"]}}}),
+        ),
+        (
+            "spec.database.restore.objectStore.secretName",
+            "/spec/database",
+            json!({"restore": {"from": "latest", "objectStore": {"endpoint": "https://s3.example", "bucket": "b-1", "secretName": "S3 Keys"}}}),
+        ),
+        (
             "spec.database.backup.timeZone",
             "/spec/database",
             json!({"backup": {"timeZone": "Asia/Seoul; rm -rf /"}}),
@@ -199,6 +229,11 @@ fn cases_the_server_refuses_in_children() -> Vec<(&'static str, &'static str, se
             "spec.database.backup.schedule",
             "/spec/database",
             backup("schedule", "0 0 * * MON#1"),
+        ),
+        (
+            "spec.database.backup.verify.schedule",
+            "/spec/database",
+            json!({"backup": {"verify": {"schedule": "0 0 31 2 8"}}}),
         ),
         (
             "spec.database.backup.timeZone",
@@ -363,9 +398,10 @@ fn hostile_values_are_rejected_by_the_crd_schema_too() {
     let validator = common::crd_schema_validator();
     assert!(validator.is_valid(&base()));
     for (_, pointer, value) in cases() {
-        // CIDR prefix lengths, `:latest` and the stack name are CEL rules, covered by
-        // the CEL tests; the API server checks namespaces itself.
+        // CIDR prefix lengths, `:latest`, clear-text endpoints and the stack name are
+        // CEL rules, covered by the CEL tests; the API server checks namespaces itself.
         if value.to_string().contains("/33")
+            || value.to_string().contains("http://")
             || value == "nginx:latest"
             || pointer.starts_with("/metadata/")
         {

@@ -72,6 +72,7 @@ async fn cluster_with(stack: WebtoonStack, events: bool) -> Cluster {
         recorder,
         backoff: Backoff::default(),
         clock: Box::new(|| "2026-11-22T12:00:00Z".parse().expect("time")),
+        operator_image: None,
     });
     Cluster {
         client: api.direct,
@@ -367,7 +368,10 @@ async fn delete_policy_lets_garbage_collection_take_the_data() {
 async fn turning_backups_off_prunes_the_schedule_and_keeps_the_backups() {
     let c = cluster(production("uid-1")).await;
     c.reconcile("megatoon").await.expect("reconcile");
-    assert_eq!(c.names::<CronJob>().await, ["megatoon-database-backup"]);
+    assert_eq!(
+        c.names::<CronJob>().await,
+        ["megatoon-database-backup", "megatoon-database-verify"]
+    );
     c.api::<WebtoonStack>()
         .patch(
             "megatoon",

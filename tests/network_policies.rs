@@ -15,6 +15,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use serde_json::json;
 use webtoon_operator::api::ValidatedStack;
 use webtoon_operator::render::database::backup_cronjob::BACKUP_COMPONENT;
+use webtoon_operator::render::database::verify_cronjob::VERIFY_COMPONENT;
 use webtoon_operator::render::meta::COMPONENT_LABEL;
 use webtoon_operator::render::was::MIGRATION_COMPONENT;
 use webtoon_operator::render::{Children, Observed, render};
@@ -159,32 +160,28 @@ fn endpoints(stack: &ValidatedStack, children: &Children) -> Vec<Endpoint> {
     .into_iter()
     .flatten()
     .collect();
-    let backup_labels = children
+    // The pods of the backup and verify CronJobs.
+    for (cron_job, ip) in children
         .cron_jobs
         .iter()
-        .filter_map(|c| {
-            c.spec
-                .as_ref()?
-                .job_template
-                .spec
-                .as_ref()?
-                .template
-                .metadata
-                .clone()?
-                .labels
-        })
-        .next();
-    if let Some(labels) = backup_labels {
+        .zip(["10.244.0.14", "10.244.0.17"])
+    {
+        let labels = cron_job
+            .spec
+            .as_ref()
+            .and_then(|s| s.job_template.spec.as_ref())
+            .and_then(|s| s.template.metadata.as_ref())
+            .and_then(|m| m.labels.clone())
+            .expect("a CronJob's pod template has labels");
+        let name = labels
+            .get(COMPONENT_LABEL)
+            .cloned()
+            .expect("a component label");
         let labels: Vec<(&str, &str)> = labels
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        all.push(pod(
-            BACKUP_COMPONENT,
-            "10.244.0.14",
-            &stack.namespace,
-            &labels,
-        ));
+        all.push(pod(&name, ip, &stack.namespace, &labels));
     }
     // The pods of the migration's Jobs, when they exist: the migration, and the backup
     // taken before it (named apart from the scheduled backup's pod).
@@ -280,7 +277,14 @@ fn stack_and_children(yaml: &str) -> (ValidatedStack, Children) {
     (stack, children)
 }
 
-const STACK_PODS: [&str; 5] = ["proxy", "was", "database", "cache", BACKUP_COMPONENT];
+const STACK_PODS: [&str; 6] = [
+    "proxy",
+    "was",
+    "database",
+    "cache",
+    BACKUP_COMPONENT,
+    VERIFY_COMPONENT,
+];
 
 /// Endpoint name of the pod of the backup Job taken before a migration.
 const PRE_MIGRATION_BACKUP: &str = "pre-migration-backup";
@@ -389,6 +393,9 @@ fn each_tier_is_reachable_only_from_the_tier_that_needs_it() {
         ("another-namespace", "database", 3306, false),
         ("database-backup", "was", 8080, false),
         ("database-backup", "cache", 6379, false),
+        ("database-backup", "internet", 443, false),
+        ("database-verify", "database", 3306, false),
+        ("database-verify", "internet", 443, false),
         ("was", "internet", 443, false),
         ("database", "internet", 443, false),
         ("was", "proxy", 8080, false),
@@ -476,6 +483,7 @@ fn turning_policies_off_renders_none_and_every_child_name_is_unique() {
             "megatoon-cache",
             "megatoon-database",
             "megatoon-database-backup",
+            "megatoon-database-verify",
             "megatoon-default-deny",
             "megatoon-proxy",
             "megatoon-was",
@@ -682,4 +690,53 @@ fn without_a_migration_spec_a_pod_labelled_as_one_gets_nothing() {
         allowed(policies, find("was"), find("database"), Port::tcp(3306)),
         "the WAS itself still reaches the database"
     );
+}
+
+#[test]
+fn backups_to_a_bucket_reach_its_networks_on_its_port_and_nothing_else() {
+    let (stack, children) = stack_and_children(
+        r#"
+apiVersion: webtoon.io/v1alpha1
+kind: WebtoonStack
+metadata: {name: megatoon, namespace: webtoon}
+spec:
+  hosts: [megatoon.example]
+  was: {image: "registry.example/megatoon/was:1.4.2", port: 8080}
+  database:
+    backup:
+      objectStore:
+        endpoint: https://s3.example:8443
+        bucket: megatoon-backups
+        secretName: backup-s3
+        egressCIDRs: [52.95.0.0/16]
+"#,
+    );
+    let mut endpoints = endpoints(&stack, &children);
+    endpoints.push(Endpoint::external("bucket", "52.95.10.20"));
+    let find = |name: &str| {
+        endpoints
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("endpoint {name}"))
+    };
+    let policies = &children.network_policies;
+    for (from, to, port, verdict) in [
+        ("database-backup", "bucket", 8443, true),
+        ("database-backup", "bucket", 443, false),
+        ("database-backup", "internet", 8443, false),
+        ("database-backup", "database", 3306, true),
+        // Without a volume the verify job reads the bucket, and nothing else.
+        ("database-verify", "bucket", 8443, true),
+        ("database-verify", "database", 3306, false),
+        ("database-verify", "internet", 8443, false),
+        // Only a restore from the bucket lets the database reach it.
+        ("database", "bucket", 8443, false),
+        ("was", "bucket", 8443, false),
+    ] {
+        assert_eq!(
+            allowed(policies, find(from), find(to), Port::tcp(port)),
+            verdict,
+            "{from} -> {to}:{port}"
+        );
+    }
 }

@@ -79,6 +79,9 @@ WEBTOON_PROMTOOL="$(e2e/tools/build.sh prometheus | sed -n 's/^promtool=//p')"
 # The Prometheus Operator's CRDs, for the chart's monitors and rule, from its Go module.
 WEBTOON_MONITORING_CRDS="$(e2e/tools/monitoring-crds.sh)"
 export WEBTOON_HELM WEBTOON_PROMTOOL WEBTOON_MONITORING_CRDS
+# The S3-compatible server the object-store tests upload backups to.
+WEBTOON_S3_SERVER="$(e2e/tools/build.sh versitygw | sed -n 's/^versitygw=//p')"
+export WEBTOON_S3_SERVER
 # The demo WAS runs as a process in its end-to-end test; its own unit tests make cargo
 # build it as a test harness, so the executable is built here. The e2e suite starts
 # the operator binary.

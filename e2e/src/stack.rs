@@ -113,8 +113,13 @@ pub async fn prepare(client: &Client, stack: &mut WebtoonStack) {
     };
     let spec = &mut stack.spec;
     keep_known(&mut spec.database.storage);
-    if let Some(backup) = spec.database.backup.as_mut() {
-        keep_known(&mut backup.storage);
+    if let Some(storage) = spec
+        .database
+        .backup
+        .as_mut()
+        .and_then(|b| b.storage.as_mut())
+    {
+        keep_known(storage);
     }
     if let Some(persistence) = spec.cache.persistence.as_mut() {
         keep_known(persistence);

@@ -18,7 +18,9 @@ use webtoon_e2e::operator::{Operator, Scope};
 use webtoon_e2e::pods::template_image;
 use webtoon_e2e::stack;
 use webtoon_e2e::wait;
-use webtoon_operator::api::{BackupSpec, MigrationPhase, MigrationSpec, VolumeSpec, WebtoonStack};
+use webtoon_operator::api::{
+    BackupSpec, MigrationPhase, MigrationSpec, VerifySpec, VolumeSpec, WebtoonStack,
+};
 
 const LIMIT: Duration = Duration::from_secs(420);
 /// The next releases, unless `$WEBTOON_E2E_NEXT_WAS_IMAGE` and
@@ -45,10 +47,12 @@ async fn migrations_gate_releases(client: Client, namespace: String) {
         schedule: "0 3 * * *".to_string(),
         time_zone: "Asia/Seoul".to_string(),
         keep: 7,
-        storage: VolumeSpec {
+        storage: Some(VolumeSpec {
             size: "1Gi".to_string(),
             storage_class_name: None,
-        },
+        }),
+        object_store: None,
+        verify: VerifySpec::default(),
     });
     let first = minimal.spec.was.image.clone();
     let ready = stack::deploy(&client, minimal.clone()).await;

@@ -4,7 +4,7 @@
 # Prints one line per tool: NAME=PATH. The Go toolchain comes through the module
 # proxy when a module asks for a newer one than the machine's (GOTOOLCHAIN=auto).
 #
-#   e2e/tools/build.sh [kubernetes|kubernetes-oldest|etcd|kwok|actionlint|helm|prometheus ...]
+#   e2e/tools/build.sh [kubernetes|kubernetes-oldest|etcd|kwok|actionlint|helm|prometheus|versitygw ...]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -64,7 +64,7 @@ kubernetes_ldflags() {
 }
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(kubernetes kubernetes-oldest etcd kwok actionlint helm prometheus)
+[ ${#tools[@]} -gt 0 ] || tools=(kubernetes kubernetes-oldest etcd kwok actionlint helm prometheus versitygw)
 for tool in "${tools[@]}"; do
   case "$tool" in
     kubernetes | kubernetes-oldest)
@@ -89,6 +89,9 @@ for tool in "${tools[@]}"; do
       v="$(version_of prometheus github.com/prometheus/prometheus)"
       build prometheus "$root/.tools/prometheus-$v" \
         "-X github.com/prometheus/common/version.Version=$v" ;;
+    versitygw)
+      v="$(version_of versitygw github.com/versity/versitygw)"
+      build versitygw "$root/.tools/versitygw-$v" "-X main.Version=$v" ;;
     *) echo "unknown tool $tool" >&2; exit 2 ;;
   esac
 done

@@ -1,6 +1,7 @@
 //! The `WebtoonStack` API: spec and status types, the generated CRD, and the
 //! validation that both `validate` and the controller run.
 
+pub mod cron;
 pub mod patterns;
 pub mod quantity;
 mod spec;

@@ -47,3 +47,13 @@ pub const BACKUP_NAME: &str = r"^(latest|[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.sql\.
 
 /// An RFC 3339 time with seconds and an explicit offset.
 pub const RFC3339: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$";
+
+/// An object store endpoint: `https://` or `http://`, a host and an optional port, no path.
+pub const OBJECT_STORE_ENDPOINT: &str =
+    r"^https?://[A-Za-z0-9]([-A-Za-z0-9.]{0,251}[A-Za-z0-9])?(:[0-9]{1,5})?/?$";
+
+/// An S3 bucket name: lower-case letters, digits, dots and hyphens.
+pub const BUCKET: &str = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$";
+
+/// An object key prefix of `/`-separated segments, ending with `/`.
+pub const OBJECT_PREFIX: &str = r"^([A-Za-z0-9_=+@,-][A-Za-z0-9._=+@,-]*/)+$";

@@ -90,6 +90,43 @@ pub struct WebtoonStackSpec {
     /// one failing pod takes the whole site down.
     #[serde(default)]
     pub accept_single_point_of_failure: bool,
+
+    /// The generated credentials of the embedded database and cache, and their rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<CredentialsSpec>,
+}
+
+/// Request ID of a credentials rotation: letters, digits and `._:+-`, such as a date
+/// or a ticket number.
+pub const ROTATION_REQUEST_ID: &str = r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,62}$";
+
+/// The stack's generated credentials.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsSpec {
+    /// Rotation of every generated password (the application's, the backup user's,
+    /// MariaDB root's, Redis's) without a refused login: a second database account
+    /// and a second Redis password take over while the WAS rolls onto them, then the
+    /// old ones stop working.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<RotationSpec>,
+}
+
+/// When the credentials are rotated.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[schemars(extend("minProperties" = 1))]
+#[serde(rename_all = "camelCase")]
+pub struct RotationSpec {
+    /// Any value; setting a value the stack has not seen before asks for one rotation
+    /// (a stack created with it rotates nothing: its passwords are new).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), pattern(ROTATION_REQUEST_ID))]
+    pub request_id: Option<String>,
+    /// Rotate again when the last rotation (or, before the first one, the credentials
+    /// Secret) is this many days old.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3650))]
+    pub interval_days: Option<u32>,
 }
 
 /// TLS termination at the proxy.
@@ -467,11 +504,15 @@ pub struct WasSpec {
     #[serde(default = "default_was_port")]
     #[schemars(range(min = 1024, max = 65535))]
     pub port: i32,
-    /// Protocol between proxy and WAS.
+    /// Protocol between proxy and WAS: `http`, or `fastcgi` for php-fpm. With
+    /// `fastcgi` the proxy serves the application's static files, runs the `.php`
+    /// scripts the image ships and sends every other path to `/index.php`.
     #[serde(default)]
     pub protocol: WasProtocol,
-    /// Document root inside the WAS container, used to build `SCRIPT_FILENAME` when
-    /// the protocol is `fastcgi`.
+    /// Document root of the PHP application inside the WAS image, holding its front
+    /// controller `index.php` (`fastcgi`): php-fpm's `SCRIPT_FILENAME` and
+    /// `DOCUMENT_ROOT` lie under it, and the proxy pods copy its public files from
+    /// the image when they start.
     #[serde(default = "default_fastcgi_root")]
     #[schemars(length(max = 256), pattern(patterns::FS_PATH))]
     pub fastcgi_root: String,
@@ -576,17 +617,116 @@ pub struct BackupSpec {
     #[serde(default = "default_backup_schedule")]
     #[schemars(length(max = 128), pattern(patterns::CRON))]
     pub schedule: String,
-    /// IANA time zone of the schedule.
+    /// IANA time zone of the schedule and of `verify.schedule`.
     #[serde(default = "default_time_zone")]
     #[schemars(length(max = 64), pattern(r"^[A-Za-z][A-Za-z0-9_+/-]*$"))]
     pub time_zone: String,
-    /// Number of newest backups to keep; older ones are deleted.
+    /// Number of newest backups to keep, on the volume and in the bucket; older ones
+    /// are deleted.
     #[serde(default = "default_keep")]
     #[schemars(range(min = 1, max = 365))]
     pub keep: u32,
-    /// Volume that holds the backup files.
-    #[serde(default = "default_backup_storage")]
-    pub storage: VolumeSpec,
+    /// Volume that holds the backup files. Absent: a 50Gi volume, unless `objectStore`
+    /// is set, which then holds the backups alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<VolumeSpec>,
+    /// S3-compatible bucket every backup is uploaded to, beside or instead of the
+    /// volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_store: Option<ObjectStoreSpec>,
+    /// Scheduled restores of the newest backup into a throwaway database, compared
+    /// table by table with the backup's description.
+    #[serde(default)]
+    pub verify: VerifySpec,
+}
+
+/// An S3-compatible bucket for backups.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("!self.endpoint.startsWith('http://') || (has(self.insecure) && self.insecure)").message("objectStore.endpoint: replace http:// with https://, or set insecure: true to send keys and backups in clear text"))]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectStoreSpec {
+    /// Endpoint URL, `https://host[:port]`, such as `https://s3.ap-northeast-2.amazonaws.com`.
+    /// `http://` only with `insecure: true`.
+    #[schemars(length(max = 256), pattern(patterns::OBJECT_STORE_ENDPOINT))]
+    pub endpoint: String,
+    /// Bucket name; requests use path-style addressing.
+    #[schemars(length(min = 3, max = 63), pattern(patterns::BUCKET))]
+    pub bucket: String,
+    /// Key prefix of this stack's backups; nothing outside it is read or deleted.
+    /// Absent means `<namespace>/<stack name>/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512), pattern(patterns::OBJECT_PREFIX))]
+    pub prefix: Option<String>,
+    /// Region the requests are signed for.
+    #[serde(default = "default_region")]
+    #[schemars(length(max = 32), pattern(r"^[a-z0-9][a-z0-9-]*$"))]
+    pub region: String,
+    /// Secret in the stack's namespace with the keys `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY`.
+    #[schemars(length(min = 1, max = 253), pattern(patterns::DNS_SUBDOMAIN))]
+    pub secret_name: String,
+    /// ConfigMap in the stack's namespace whose `ca.crt` holds the certificates that
+    /// sign the endpoint's, for a private CA. Absent means the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253), pattern(patterns::DNS_SUBDOMAIN))]
+    pub ca_config_map: Option<String>,
+    /// Allow an `http://` endpoint: keys and backups then cross the network in clear text.
+    #[serde(default)]
+    pub insecure: bool,
+    /// Networks the backup pods may reach the endpoint in; the NetworkPolicies admit
+    /// the endpoint's port there and nothing else.
+    #[serde(rename = "egressCIDRs", default = "default_object_store_egress")]
+    #[schemars(
+        length(min = 1, max = 32),
+        inner(length(max = 43), pattern(patterns::CIDR))
+    )]
+    #[x_kube(validation = Rule::new("self.all(c, isCIDR(c))").message("objectStore.egressCIDRs entries must be networks in CIDR notation, such as 10.0.0.0/8"))]
+    pub egress_cidrs: Vec<String>,
+}
+
+fn default_region() -> String {
+    "us-east-1".to_string()
+}
+
+fn default_object_store_egress() -> Vec<String> {
+    vec!["0.0.0.0/0".to_string()]
+}
+
+/// Scheduled verified restores of the newest backup.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifySpec {
+    /// Cron schedule, in the backup's time zone.
+    #[serde(default = "default_verify_schedule")]
+    #[schemars(length(max = 128), pattern(patterns::CRON))]
+    pub schedule: String,
+    /// Stop scheduling verifications; the last result stays in the status.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+fn default_verify_schedule() -> String {
+    "0 5 * * 0".to_string()
+}
+
+impl Default for VerifySpec {
+    fn default() -> Self {
+        Self {
+            schedule: default_verify_schedule(),
+            suspend: false,
+        }
+    }
+}
+
+impl BackupSpec {
+    /// The volume that holds backups, if there is one.
+    pub fn volume(&self) -> Option<VolumeSpec> {
+        match (&self.storage, &self.object_store) {
+            (Some(storage), _) => Some(storage.clone()),
+            (None, None) => Some(default_backup_storage()),
+            (None, Some(_)) => None,
+        }
+    }
 }
 
 fn default_backup_schedule() -> String {
@@ -610,16 +750,21 @@ fn default_backup_storage() -> VolumeSpec {
 
 /// Start the database from a backup instead of empty.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("!(has(self.claimName) && has(self.objectStore))").message("spec.database.restore: set claimName or objectStore, not both"))]
 #[serde(rename_all = "camelCase")]
 pub struct RestoreSpec {
     /// `latest`, or the file name of one backup (`<database>-<UTC time>.sql.gz`).
     #[schemars(pattern(patterns::BACKUP_NAME))]
     pub from: String,
     /// Claim holding the backup files, for example the backup claim of another stack.
-    /// Absent means this stack's own backup claim.
+    /// Absent (and no `objectStore`) means this stack's backup volume, or its backup
+    /// bucket when it has no volume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253), pattern(patterns::DNS_SUBDOMAIN))]
     pub claim_name: Option<String>,
+    /// Bucket to restore from, for example another stack's (set its `prefix`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_store: Option<ObjectStoreSpec>,
 }
 
 /// The MariaDB database tier.

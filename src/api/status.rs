@@ -13,7 +13,8 @@ pub struct WebtoonStackStatus {
     pub observed_generation: Option<i64>,
     /// `Ready`, `Reconciling` and `Stalled` (kstatus), one condition per tier
     /// (`ProxyReady`, `WasReady`, `DatabaseReady`, `CacheReady`, `StorageReady`) and
-    /// `RolledBack` while a failed release is held back.
+    /// `RolledBack` while a failed release is held back, and `CredentialsSynced`
+    /// (whether the servers accept exactly the credentials Secret's passwords).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Proxy replicas.
@@ -38,6 +39,165 @@ pub struct WebtoonStackStatus {
     /// The database migration of the newest WAS image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<MigrationStatus>,
+    /// The newest backup, the newest failed one, and the newest verified restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backups: Option<BackupsStatus>,
+    /// The generated credentials: which generation the stack uses, when each was last
+    /// rotated, and the rotation under way or the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<CredentialsStatus>,
+}
+
+/// The generated credentials of the embedded database and cache.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsStatus {
+    /// Rotations that switched the WAS to new credentials since the credentials
+    /// Secret was created.
+    pub generation: u64,
+    /// The MariaDB account the WAS connects as: `spec.database.user` after an even
+    /// number of rotations, `<user>_2` after an odd one. Absent for an external database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_user: Option<String>,
+    /// When each credential was last rotated; absent: not since the Secret was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rotated: Option<CredentialTimes>,
+    /// The rotation under way, or the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<RotationStatus>,
+    /// Keys of the credentials Secret whose values differ from what the operator
+    /// wrote (changed, added or deleted by hand); nothing is rotated while any is listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edited_keys: Vec<String>,
+}
+
+/// When each credential was last rotated.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialTimes {
+    /// The application's MariaDB account (`database-password`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<Time>,
+    /// The backup user (`database-backup-password`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_backup: Option<Time>,
+    /// MariaDB root and the administrative account rotations use
+    /// (`database-root-password`, `database-admin-password`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_root: Option<Time>,
+    /// The Redis application user and the Redis user rotations use (`cache-password`,
+    /// `cache-admin-password`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<Time>,
+}
+
+/// Where a credentials rotation is.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RotationPhase {
+    /// New passwords are stored in the Secret; waiting for the database and the cache.
+    #[default]
+    Pending,
+    /// Jobs give the servers the new passwords beside the old ones.
+    Adding,
+    /// The servers accept both; waiting for the WAS release under way to finish.
+    Switching,
+    /// The Secret holds the new passwords and the WAS rolls onto them.
+    RollingOut,
+    /// Jobs make the servers refuse the old passwords.
+    Finishing,
+    /// Every credential was rotated; the old passwords are refused.
+    Succeeded,
+    /// A Job failed; a new `requestId` retries the step.
+    Failed,
+}
+
+/// One rotation of the credentials.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationStatus {
+    /// What asked for it: `spec.credentials.rotation.requestId`, or `interval`.
+    pub request: String,
+    /// Where it is.
+    pub phase: RotationPhase,
+    /// What happened, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The Jobs of the current step.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<String>,
+    /// When it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// When it succeeded or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+}
+
+/// What the backup and verify Jobs reported.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupsStatus {
+    /// The newest backup taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup: Option<BackupRecord>,
+    /// The newest backup run that failed, while no backup succeeded after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<BackupFailure>,
+    /// The newest restore of a backup into a throwaway database, and what the
+    /// comparison with the backup's description found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified_restore: Option<VerifiedRestore>,
+}
+
+/// One backup taken.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRecord {
+    /// File name of the dump (`webtoon-20261201T030000Z.sql.gz`); `database.restore.from` takes it.
+    pub name: String,
+    /// When the dump started.
+    pub time: Time,
+    /// Size of the compressed dump in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Where it is kept: `volume:<claim>/<name>` or `s3://<bucket>/<key>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// The Job that took it.
+    pub job: String,
+}
+
+/// One failed backup run.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupFailure {
+    /// The Job that failed.
+    pub job: String,
+    /// When it failed.
+    pub time: Time,
+    /// Why, in the words of the step that failed.
+    pub message: String,
+}
+
+/// One verified restore.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifiedRestore {
+    /// The backup loaded, when one was chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// When the verification finished.
+    pub time: Time,
+    /// `Passed` or `Failed`.
+    pub result: String,
+    /// Seconds the load into the throwaway database took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_seconds: Option<u64>,
+    /// What differed or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The Job that ran it.
+    pub job: String,
 }
 
 /// Releases of the two Deployment tiers.

@@ -40,6 +40,10 @@ pub struct ValidatedStack {
     pub uid: Option<String>,
     /// The spec, with defaults applied.
     pub spec: WebtoonStackSpec,
+    /// Rotations that switched the WAS to new credentials, as the credentials Secret
+    /// records; 0 offline and before the first. It names the database account the WAS
+    /// uses (see [`crate::render::credentials::database_user`]).
+    pub credentials_generation: u64,
 }
 
 /// Checks a stack and returns it validated, or every problem found.
@@ -68,6 +72,7 @@ pub fn validate(stack: &WebtoonStack) -> Result<ValidatedStack, Vec<FieldError>>
             namespace,
             uid: stack.metadata.uid.clone(),
             spec: stack.spec.clone(),
+            credentials_generation: 0,
         })
     } else {
         Err(v.errors)
@@ -128,9 +133,15 @@ static DNS_LABEL: LazyLock<Regex> = LazyLock::new(|| regex(patterns::DNS_LABEL))
 static DNS_SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| regex(patterns::DNS_SUBDOMAIN));
 static IMAGE: LazyLock<Regex> = LazyLock::new(|| regex(patterns::IMAGE));
 static CRON: LazyLock<Regex> = LazyLock::new(|| regex(patterns::CRON));
+static OBJECT_STORE_ENDPOINT: LazyLock<Regex> =
+    LazyLock::new(|| regex(patterns::OBJECT_STORE_ENDPOINT));
+static BUCKET: LazyLock<Regex> = LazyLock::new(|| regex(patterns::BUCKET));
+static OBJECT_PREFIX: LazyLock<Regex> = LazyLock::new(|| regex(patterns::OBJECT_PREFIX));
+static REGION: LazyLock<Regex> = LazyLock::new(|| regex(r"^[a-z0-9][a-z0-9-]*$"));
 static SQL_IDENTIFIER: LazyLock<Regex> = LazyLock::new(|| regex(patterns::SQL_IDENTIFIER));
 static BACKUP_NAME: LazyLock<Regex> = LazyLock::new(|| regex(patterns::BACKUP_NAME));
 static RFC3339: LazyLock<Regex> = LazyLock::new(|| regex(patterns::RFC3339));
+static ROTATION_REQUEST_ID_RE: LazyLock<Regex> = LazyLock::new(|| regex(ROTATION_REQUEST_ID));
 static NETWORK_HOST: LazyLock<Regex> =
     LazyLock::new(|| regex(r"^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$"));
 static STACK_NAME: LazyLock<Regex> = LazyLock::new(|| regex(r"^[a-z]([-a-z0-9]*[a-z0-9])?$"));
@@ -281,6 +292,40 @@ impl Checker {
         }
         self.network_peers(&spec.network);
         self.schedules(spec);
+        self.credentials(spec);
+    }
+
+    /// `spec.credentials`: a request ID of the allowed shape, a sane interval, and
+    /// something to rotate.
+    fn credentials(&mut self, spec: &WebtoonStackSpec) {
+        let Some(rotation) = spec.credentials.as_ref().and_then(|c| c.rotation.as_ref()) else {
+            return;
+        };
+        let path = "spec.credentials.rotation";
+        if rotation.request_id.is_none() && rotation.interval_days.is_none() {
+            self.error(
+                path,
+                "is empty: set requestId (a new value asks for one rotation) or intervalDays (rotate periodically), or remove it",
+            );
+        }
+        if let Some(id) = &rotation.request_id {
+            self.pattern(
+                &format!("{path}.requestId"),
+                id,
+                &ROTATION_REQUEST_ID_RE,
+                63,
+                "a request ID: use letters, digits and . _ : + -, starting with a letter or digit, such as 2026-05-01",
+            );
+        }
+        if let Some(days) = rotation.interval_days {
+            self.range(&format!("{path}.intervalDays"), days.into(), 1, 3650);
+        }
+        if spec.database.mode == ServiceMode::External && spec.cache.mode == ServiceMode::External {
+            self.error(
+                path,
+                "the database and the cache are both external, so the operator generates no credential to rotate: rotate them where they run, and remove spec.credentials.rotation",
+            );
+        }
     }
 
     fn network_peers(&mut self, network: &NetworkSpec) {
@@ -731,24 +776,11 @@ impl Checker {
             10_000,
         );
         if let Some(backup) = &db.backup {
-            self.pattern(
-                "spec.database.backup.schedule",
-                &backup.schedule,
-                &CRON,
-                128,
-                "a five-field cron schedule, such as \"0 3 * * *\"",
+            self.cron_schedule("spec.database.backup.schedule", &backup.schedule);
+            self.cron_schedule(
+                "spec.database.backup.verify.schedule",
+                &backup.verify.schedule,
             );
-            if CRON.is_match(&backup.schedule)
-                && let Some(problem) = cron_schedule_problem(&backup.schedule)
-            {
-                self.error(
-                    "spec.database.backup.schedule",
-                    format!(
-                        "{:?} is not a schedule the Kubernetes CronJob accepts: {problem}; write minute (0-59), hour (0-23), day of month (1-31), month (1-12 or JAN-DEC) and day of week (0-6 or SUN-SAT), such as \"0 3 * * *\"",
-                        backup.schedule
-                    ),
-                );
-            }
             if backup.time_zone.len() <= 64 && !is_iana_time_zone(&backup.time_zone) {
                 self.error(
                     "spec.database.backup.timeZone",
@@ -767,7 +799,12 @@ impl Checker {
                 );
             }
             self.range("spec.database.backup.keep", backup.keep.into(), 1, 365);
-            self.volume("spec.database.backup.storage", &backup.storage, "50Gi");
+            if let Some(storage) = &backup.storage {
+                self.volume("spec.database.backup.storage", storage, "50Gi");
+            }
+            if let Some(store) = &backup.object_store {
+                self.object_store("spec.database.backup.objectStore", store);
+            }
         }
         if let Some(restore) = &db.restore {
             self.pattern(
@@ -786,7 +823,117 @@ impl Checker {
                     "a PersistentVolumeClaim name",
                 );
             }
+            if let Some(store) = &restore.object_store {
+                self.object_store("spec.database.restore.objectStore", store);
+            }
+            if restore.claim_name.is_some() && restore.object_store.is_some() {
+                self.error(
+                    "spec.database.restore",
+                    "set claimName or objectStore, not both",
+                );
+            }
         }
+    }
+
+    fn cron_schedule(&mut self, path: &str, schedule: &str) {
+        self.pattern(
+            path,
+            schedule,
+            &CRON,
+            128,
+            "a five-field cron schedule, such as \"0 3 * * *\"",
+        );
+        if CRON.is_match(schedule)
+            && let Some(problem) = cron_schedule_problem(schedule)
+        {
+            self.error(
+                path,
+                format!(
+                    "{schedule:?} is not a schedule the Kubernetes CronJob accepts: {problem}; write minute (0-59), hour (0-23), day of month (1-31), month (1-12 or JAN-DEC) and day of week (0-6 or SUN-SAT), such as \"0 3 * * *\""
+                ),
+            );
+        }
+    }
+
+    fn object_store(&mut self, path: &str, store: &ObjectStoreSpec) {
+        self.pattern(
+            &format!("{path}.endpoint"),
+            &store.endpoint,
+            &OBJECT_STORE_ENDPOINT,
+            256,
+            "an endpoint URL with a host and an optional port, such as https://s3.ap-northeast-2.amazonaws.com",
+        );
+        if store.endpoint.starts_with("http://") && !store.insecure {
+            self.error(
+                format!("{path}.endpoint"),
+                format!(
+                    "{:?} is not encrypted: replace http:// with https://, or set {path}.insecure: true to send keys and backups in clear text",
+                    store.endpoint
+                ),
+            );
+        }
+        if let Some(port) = store
+            .endpoint
+            .trim_end_matches('/')
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse::<u32>().ok())
+            && !(1..=65535).contains(&port)
+        {
+            self.error(
+                format!("{path}.endpoint"),
+                format!("port {port} is outside 1-65535"),
+            );
+        }
+        self.pattern(
+            &format!("{path}.bucket"),
+            &store.bucket,
+            &BUCKET,
+            63,
+            "an S3 bucket name of 3 to 63 lower-case letters, digits, dots and hyphens, such as webtoon-backups",
+        );
+        if let Some(prefix) = &store.prefix {
+            self.pattern(
+                &format!("{path}.prefix"),
+                prefix,
+                &OBJECT_PREFIX,
+                512,
+                "/-separated segments ending with /, such as backups/megatoon/",
+            );
+        }
+        self.pattern(
+            &format!("{path}.region"),
+            &store.region,
+            &REGION,
+            32,
+            "a region name such as us-east-1",
+        );
+        self.pattern(
+            &format!("{path}.secretName"),
+            &store.secret_name,
+            &DNS_SUBDOMAIN,
+            253,
+            "a Secret name, such as backup-s3",
+        );
+        if let Some(config_map) = &store.ca_config_map {
+            self.pattern(
+                &format!("{path}.caConfigMap"),
+                config_map,
+                &DNS_SUBDOMAIN,
+                253,
+                "a ConfigMap name, such as backup-ca",
+            );
+        }
+        if store.egress_cidrs.is_empty() {
+            self.error(
+                format!("{path}.egressCIDRs"),
+                "is empty, so no backup could reach the endpoint: list its networks, such as 10.0.0.0/8, or leave the field out for 0.0.0.0/0",
+            );
+        }
+        self.cidrs(
+            &format!("{path}.egressCIDRs"),
+            &store.egress_cidrs,
+            "10.0.0.0/8",
+        );
     }
 
     fn cache(&mut self, cache: &CacheSpec) {
@@ -1377,6 +1524,9 @@ mod tests {
             patterns::SQL_IDENTIFIER,
             patterns::BACKUP_NAME,
             patterns::RFC3339,
+            patterns::OBJECT_STORE_ENDPOINT,
+            patterns::BUCKET,
+            patterns::OBJECT_PREFIX,
         ] {
             assert!(Regex::new(p).is_ok(), "{p}");
         }

@@ -2,6 +2,7 @@
 //! stack into its children, and reports status, events and metrics.
 
 pub mod apply;
+pub mod backups;
 pub mod credentials;
 pub mod leader;
 pub mod migration;
@@ -11,6 +12,7 @@ pub mod rbac;
 pub mod reconcile;
 pub mod release;
 pub mod rollout;
+pub mod rotation;
 pub mod status;
 pub mod watch_backoff;
 
@@ -51,7 +53,14 @@ pub struct Context {
     pub clock: Box<dyn Fn() -> jiff::Timestamp + Send + Sync>,
     /// Consecutive failures per stack, for retry delays.
     pub backoff: Backoff,
+    /// The image backup Jobs run the operator's tools in; `None` means this
+    /// version's published image.
+    pub operator_image: Option<String>,
 }
+
+/// Environment variable naming the operator's own image (the chart sets it), which
+/// backup Jobs run to reach a bucket.
+pub const OPERATOR_IMAGE_ENV: &str = "WEBTOON_OPERATOR_IMAGE";
 
 /// Consecutive reconcile failures per stack (`namespace/name`), so that retry delays
 /// grow while a stack keeps failing and start short again after a success.
@@ -95,6 +104,9 @@ impl Context {
             metrics,
             clock: Box::new(jiff::Timestamp::now),
             backoff: Backoff::default(),
+            operator_image: std::env::var(OPERATOR_IMAGE_ENV)
+                .ok()
+                .filter(|image| !image.is_empty()),
         }
     }
 }

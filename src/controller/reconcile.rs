@@ -16,7 +16,7 @@ use kube::{Resource, ResourceExt};
 use super::Context;
 use super::release::{self, Releases, get_opt};
 use super::status::{self, ObservedChildren, condition, is_true};
-use super::{apply, credentials, nfs_volume, prune};
+use super::{apply, backups, credentials, nfs_volume, prune, rotation};
 use crate::api::{ServiceMode, ValidatedStack, WebtoonStack, WebtoonStackStatus, validate};
 use crate::render::meta::{MANAGER, child_name};
 use crate::render::storage::images_claim_name;
@@ -78,7 +78,7 @@ async fn reconcile_stack(cached: Arc<WebtoonStack>, ctx: &Context, key: &str) ->
     };
     let previous = stack.status.as_ref();
 
-    let validated = match validate(&stack) {
+    let mut validated = match validate(&stack) {
         Ok(v) => v,
         Err(errors) => {
             let message = Error::InvalidSpec(errors).to_string();
@@ -99,6 +99,14 @@ async fn reconcile_stack(cached: Arc<WebtoonStack>, ctx: &Context, key: &str) ->
         }
     };
 
+    // Credentials first: a rotation's switch moves the WAS pod template, and the
+    // releases judge the rollout of that template.
+    let credentials = within(
+        "reading credentials",
+        Box::pin(credentials::observe(&ctx.client, &validated, previous, now)),
+    )
+    .await?;
+    validated.credentials_generation = credentials.generation;
     let releases = within(
         "reading releases",
         Box::pin(release::observe(
@@ -111,7 +119,7 @@ async fn reconcile_stack(cached: Arc<WebtoonStack>, ctx: &Context, key: &str) ->
     .await?;
     if let Err(error) = within(
         "applying children",
-        converge(ctx, &validated, now, &releases),
+        converge(ctx, &validated, now, &releases, &credentials),
     )
     .await
     {
@@ -133,15 +141,56 @@ async fn reconcile_stack(cached: Arc<WebtoonStack>, ctx: &Context, key: &str) ->
     }
 
     let children_status = within("reading children", observe(ctx, &validated)).await?;
-    let status = status::compute(
+    let backups = match (
+        &validated.spec.database.backup,
+        validated.spec.database.mode,
+    ) {
+        (Some(backup), ServiceMode::Embedded) => {
+            let observed = within(
+                "reading backup Jobs",
+                backups::observe(&ctx.client, &validated),
+            )
+            .await?;
+            let previous_health = previous
+                .and_then(|p| {
+                    p.conditions
+                        .iter()
+                        .find(|c| c.type_ == condition::BACKUPS_HEALTHY)
+                })
+                .map(|c| c.reason.as_str());
+            Some(backups::assess(
+                &validated,
+                backup,
+                &observed,
+                previous.and_then(|p| p.backups.as_ref()),
+                previous_health,
+                now,
+            ))
+        }
+        _ => None,
+    };
+    let mut status = status::compute(
         &validated,
         stack.metadata.generation,
         &children_status,
         &releases,
+        backups.as_ref(),
         previous,
         Time(now),
     );
+    rotation::report(&mut status, &credentials, previous, Time(now));
     report_releases(ctx, &stack, &releases).await;
+    for happened in &credentials.happened {
+        let kind = if happened.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        publish(ctx, &stack, kind, happened.reason, &happened.message).await;
+    }
+    if let Some(assessment) = &backups {
+        report_backups(ctx, &stack, assessment).await;
+    }
     let ready = is_true(Some(&status), condition::READY);
     if previous.is_none() {
         publish(
@@ -181,12 +230,30 @@ async fn reconcile_stack(cached: Arc<WebtoonStack>, ctx: &Context, key: &str) ->
     )
     .await?;
     ctx.metrics.set_ready(key, Some(ready));
-    let wakeup = next_wakeup(&validated, now);
-    Ok(Action::requeue(if releases.progressing {
-        wakeup.min(ROLLOUT_POLL)
-    } else {
-        wakeup
-    }))
+    let mut wakeup = next_wakeup(&validated, now);
+    if backups.is_some()
+        && let Some(fire) = validated
+            .spec
+            .database
+            .backup
+            .as_ref()
+            .and_then(|b| backups::next_fire(b, now))
+    {
+        // Staleness is judged at the schedule's fire times; a stuck Job changes nothing
+        // that is watched, so the stack is looked at again just after each one.
+        wakeup = wakeup.min(fire + Duration::from_secs(5));
+    }
+    if let Some(due) = credentials.next_due {
+        let until = Duration::try_from(due.duration_since(now)).unwrap_or_default();
+        wakeup = wakeup.min(until + Duration::from_secs(1));
+    }
+    Ok(Action::requeue(
+        if releases.progressing || credentials.progressing {
+            wakeup.min(ROLLOUT_POLL)
+        } else {
+            wakeup
+        },
+    ))
 }
 
 /// How often a stack whose rollout or migration is under way is looked at: the pods
@@ -219,6 +286,29 @@ async fn report_releases(ctx: &Context, stack: &WebtoonStack, releases: &Release
     }
 }
 
+/// Events and metrics of what the backup and verify Jobs came to.
+async fn report_backups(ctx: &Context, stack: &WebtoonStack, assessment: &backups::Assessment) {
+    let namespace = stack.namespace().unwrap_or_default();
+    let name = stack.name_any();
+    ctx.metrics
+        .set_backups(&namespace, &name, &assessment.status, assessment.health.ok);
+    for happened in &assessment.happened {
+        match happened.reason {
+            "BackupFailed" => ctx.metrics.backup_failed(&namespace, &name, "backup"),
+            "RestoreVerificationFailed" => ctx.metrics.backup_failed(&namespace, &name, "verify"),
+            _ => {}
+        }
+        publish(
+            ctx,
+            stack,
+            happened.event_type(),
+            happened.reason,
+            &happened.message,
+        )
+        .await;
+    }
+}
+
 /// Makes the cluster match the spec: credentials, render, apply, re-bind a released
 /// NFS volume, prune.
 async fn converge(
@@ -226,14 +316,17 @@ async fn converge(
     stack: &ValidatedStack,
     now: jiff::Timestamp,
     releases: &Releases,
+    credentials: &rotation::Decision,
 ) -> Result<()> {
-    let credentials = credentials::ensure(&ctx.client, stack).await?;
     let observed = Observed {
-        credentials: Some(credentials),
+        credentials: credentials.credentials.clone(),
         now: Some(now),
         proxy_template: releases.proxy_template.clone(),
         was_template: releases.was_template.clone(),
         migration: releases.migration_jobs.clone(),
+        operator_image: ctx.operator_image.clone(),
+        secret_state: credentials.secret.clone(),
+        rotation: credentials.jobs.clone(),
     };
     let children = render(stack, &observed);
     let written = apply::apply_all(&ctx.client, &stack.namespace, &children).await?;

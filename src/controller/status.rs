@@ -6,6 +6,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use super::backups::Assessment;
 use super::release::{Outcome, Releases, Report};
 use crate::api::{ServiceMode, TierStatus, ValidatedStack, WebtoonStackStatus};
 use crate::render::release::Template;
@@ -33,6 +34,9 @@ pub mod condition {
     /// A release failed and the tier is held at, or returned to, its last known good
     /// template (`True`), or could not be (`False`). Absent when no release failed.
     pub const ROLLED_BACK: &str = "RolledBack";
+    /// The newest backup is recent, and neither the last backup nor the last
+    /// verified restore failed. Present only for stacks with backups.
+    pub const BACKUPS_HEALTHY: &str = "BackupsHealthy";
 }
 
 /// The children the status is computed from, as read from the cluster.
@@ -164,6 +168,7 @@ pub fn compute(
     generation: Option<i64>,
     observed: &ObservedChildren,
     releases: &Releases,
+    backups: Option<&Assessment>,
     previous: Option<&WebtoonStackStatus>,
     now: Time,
 ) -> WebtoonStackStatus {
@@ -302,6 +307,14 @@ pub fn compute(
             message: failures.join("; "),
         });
     }
+    if let Some(backups) = backups {
+        verdicts.push(Verdict {
+            type_: condition::BACKUPS_HEALTHY,
+            ok: backups.health.ok,
+            reason: backups.health.reason,
+            message: backups.health.message.clone(),
+        });
+    }
     WebtoonStackStatus {
         observed_generation: generation,
         conditions: conditions(verdicts, generation, previous, &now),
@@ -312,6 +325,9 @@ pub fn compute(
         url: Some(public_url(stack)),
         rollouts: Some(releases.rollouts.clone()),
         migration: releases.migration.clone(),
+        backups: backups.map(|b| b.status.clone()),
+        // Filled in by the credentials step, which owns its own record.
+        credentials: None,
     }
 }
 
@@ -522,7 +538,15 @@ mod tests {
             ))],
             ..Default::default()
         };
-        let status = compute(&stack(), Some(2), &serving(), &releases, None, now.clone());
+        let status = compute(
+            &stack(),
+            Some(2),
+            &serving(),
+            &releases,
+            None,
+            None,
+            now.clone(),
+        );
         let ready = get(&status, condition::READY).expect("Ready");
         assert_eq!(ready.status, "True", "{}", ready.message);
         let stalled = get(&status, condition::STALLED).expect("Stalled");
@@ -554,6 +578,7 @@ mod tests {
             Some(2),
             &serving(),
             &left,
+            None,
             Some(&status),
             now.clone(),
         );
@@ -566,6 +591,7 @@ mod tests {
             Some(3),
             &serving(),
             &Releases::default(),
+            None,
             Some(&status),
             now,
         );
@@ -586,7 +612,7 @@ mod tests {
             progressing: true,
             ..Default::default()
         };
-        let status = compute(&stack(), Some(2), &serving(), &releases, None, now);
+        let status = compute(&stack(), Some(2), &serving(), &releases, None, None, now);
         assert_eq!(
             get(&status, condition::READY).map(|c| c.status.as_str()),
             Some("True")

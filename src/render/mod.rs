@@ -11,6 +11,7 @@ pub mod network;
 pub mod placement;
 pub mod proxy;
 pub mod release;
+pub mod rotation;
 pub mod scaling;
 pub mod security;
 pub mod stateful;
@@ -47,6 +48,28 @@ pub struct Observed {
     pub was_template: release::Template,
     /// The migration whose Jobs exist; `None` offline and when none ran.
     pub migration: Option<release::MigrationJobs>,
+    /// The operator's own image, which uploads backups to a bucket and fetches them;
+    /// `None` means [`DEFAULT_OPERATOR_IMAGE`].
+    pub operator_image: Option<String>,
+    /// The credentials Secret's keys beyond the four passwords, and its annotations.
+    pub secret_state: credentials::SecretState,
+    /// The Jobs of the credentials rotation step under way; `None` when none runs.
+    pub rotation: Option<credentials::RotationJobs>,
+}
+
+/// The image this operator version is published as.
+pub const DEFAULT_OPERATOR_IMAGE: &str = concat!(
+    "ghcr.io/webtoon-operator/webtoon-operator:",
+    env!("CARGO_PKG_VERSION")
+);
+
+impl Observed {
+    /// The image that runs the operator's backup tools.
+    pub fn operator_image(&self) -> &str {
+        self.operator_image
+            .as_deref()
+            .unwrap_or(DEFAULT_OPERATOR_IMAGE)
+    }
 }
 
 /// Every child object of a stack, one list per kind.
@@ -83,16 +106,21 @@ pub struct Children {
 pub fn render(stack: &ValidatedStack, observed: &Observed) -> Children {
     let mut children = Children::default();
     if let Some(credentials) = &observed.credentials {
-        children
-            .secrets
-            .push(credentials::secret(stack, credentials));
+        children.secrets.push(credentials::secret(
+            stack,
+            credentials,
+            &observed.secret_state,
+        ));
     }
     network::build(stack, &mut children);
     storage::build(stack, &mut children);
-    database::build(stack, &mut children);
+    database::build(stack, observed.operator_image(), &mut children);
     cache::build(stack, &mut children);
     was::build(stack, observed, &mut children);
     proxy::build(stack, observed, &mut children);
+    if let Some(jobs) = &observed.rotation {
+        rotation::build(stack, jobs, &mut children);
+    }
     children
 }
 

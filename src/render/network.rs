@@ -9,6 +9,9 @@
 //! | WAS                          | `wasEgress`, external database and Redis | as listed |
 //! | migration job                | as the WAS         | as the WAS      |
 //! | backup job                   | MariaDB            | 3306            |
+//! | credentials rotation jobs    | MariaDB, Redis (one each) | 3306, 6379 |
+//! | backup job, verify job       | the backup bucket's `egressCIDRs` | its endpoint's port |
+//! | MariaDB, restoring a bucket's backup | that bucket's `egressCIDRs` | its endpoint's port |
 //! | every pod of the stack       | cluster DNS        | 53 UDP and TCP  |
 //!
 //! Policies only add up, so a default-deny policy selects every pod of the stack and
@@ -24,9 +27,13 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::api::{ExternalServiceSpec, ServiceMode, ValidatedStack};
+use crate::api::{ExternalServiceSpec, ObjectStoreSpec, ServiceMode, ValidatedStack};
 use crate::render::Children;
+use crate::render::cache::acl_rotation::CACHE_ROTATION_COMPONENT;
 use crate::render::database::backup_cronjob::BACKUP_COMPONENT;
+use crate::render::database::rotation_job::DATABASE_ROTATION_COMPONENT;
+use crate::render::database::verify_cronjob::VERIFY_COMPONENT;
+use crate::render::database::{RestoreSource, object_store};
 use crate::render::meta::{
     INSTANCE_LABEL, Lifetime, NAME, NAME_LABEL, child_name, object_meta, selector,
 };
@@ -112,6 +119,14 @@ fn external_egress(external: &ExternalServiceSpec) -> NetworkPolicyEgressRule {
     NetworkPolicyEgressRule {
         to: Some(vec![network(&cidr)]),
         ports: Some(vec![tcp(external.port)]),
+    }
+}
+
+/// Egress to a bucket's endpoint port, in the networks the spec lists for it.
+fn object_store_egress(store: &ObjectStoreSpec) -> NetworkPolicyEgressRule {
+    NetworkPolicyEgressRule {
+        to: Some(store.egress_cidrs.iter().map(|c| network(c)).collect()),
+        ports: Some(vec![tcp(object_store::endpoint_port(store))]),
     }
 }
 
@@ -248,10 +263,15 @@ pub fn build(stack: &ValidatedStack, children: &mut Children) {
     };
 
     if embedded_database {
-        let backups = spec.database.backup.is_some();
+        let backup = spec.database.backup.as_ref();
         let mut clients = was_clients();
-        if backups {
+        if backup.is_some() {
             clients.push(pods(stack, BACKUP_COMPONENT));
+        }
+        clients.push(pods(stack, DATABASE_ROTATION_COMPONENT));
+        let mut database_egress = vec![cluster_dns()];
+        if let Some(RestoreSource::ObjectStore(store)) = database::restore_source(stack) {
+            database_egress.push(object_store_egress(store));
         }
         policies.push(policy(
             stack,
@@ -261,21 +281,36 @@ pub fn build(stack: &ValidatedStack, children: &mut Children) {
                 from: Some(clients),
                 ports: Some(vec![tcp(database::PORT)]),
             }],
-            vec![cluster_dns()],
+            database_egress,
         ));
-        if backups {
+        if let Some(backup) = backup {
+            let mut backup_egress = vec![
+                NetworkPolicyEgressRule {
+                    to: Some(vec![pods(stack, "database")]),
+                    ports: Some(vec![tcp(database::PORT)]),
+                },
+                cluster_dns(),
+            ];
+            let mut verify_egress = vec![cluster_dns()];
+            if let Some(store) = &backup.object_store {
+                backup_egress.push(object_store_egress(store));
+                if backup.volume().is_none() {
+                    verify_egress.push(object_store_egress(store));
+                }
+            }
             policies.push(policy(
                 stack,
                 child_name(stack, BACKUP_COMPONENT),
                 selector(stack, BACKUP_COMPONENT),
                 Vec::new(),
-                vec![
-                    NetworkPolicyEgressRule {
-                        to: Some(vec![pods(stack, "database")]),
-                        ports: Some(vec![tcp(database::PORT)]),
-                    },
-                    cluster_dns(),
-                ],
+                backup_egress,
+            ));
+            policies.push(policy(
+                stack,
+                child_name(stack, VERIFY_COMPONENT),
+                selector(stack, VERIFY_COMPONENT),
+                Vec::new(),
+                verify_egress,
             ));
         }
     }
@@ -285,11 +320,56 @@ pub fn build(stack: &ValidatedStack, children: &mut Children) {
             child_name(stack, "cache"),
             selector(stack, "cache"),
             vec![NetworkPolicyIngressRule {
-                from: Some(was_clients()),
+                from: Some(
+                    was_clients()
+                        .into_iter()
+                        .chain([pods(stack, CACHE_ROTATION_COMPONENT)])
+                        .collect(),
+                ),
                 ports: Some(vec![tcp(cache::PORT)]),
             }],
             vec![cluster_dns()],
         ));
     }
     children.network_policies = policies;
+}
+
+/// The policies of a credentials rotation's Job pods, rendered while they exist: each
+/// reaches its own server and the cluster DNS, and nothing reaches it.
+pub fn rotation_policies(stack: &ValidatedStack) -> Vec<NetworkPolicy> {
+    if !stack.spec.network.policies {
+        return Vec::new();
+    }
+    let mut policies = Vec::new();
+    for (mode, component, server, port) in [
+        (
+            stack.spec.database.mode,
+            DATABASE_ROTATION_COMPONENT,
+            "database",
+            database::PORT,
+        ),
+        (
+            stack.spec.cache.mode,
+            CACHE_ROTATION_COMPONENT,
+            "cache",
+            cache::PORT,
+        ),
+    ] {
+        if mode == ServiceMode::Embedded {
+            policies.push(policy(
+                stack,
+                child_name(stack, component),
+                selector(stack, component),
+                Vec::new(),
+                vec![
+                    NetworkPolicyEgressRule {
+                        to: Some(vec![pods(stack, server)]),
+                        ports: Some(vec![tcp(port)]),
+                    },
+                    cluster_dns(),
+                ],
+            ));
+        }
+    }
+    policies
 }

@@ -25,6 +25,8 @@ pub const DATA_UID: i64 = 999;
 pub struct DataTier<'a> {
     /// Component name: `database` or `cache`.
     pub component: &'a str,
+    /// Containers that run to completion before the server starts.
+    pub init_containers: Vec<Container>,
     /// The server container.
     pub container: Container,
     /// Volumes besides the `data` claim.
@@ -83,6 +85,8 @@ pub fn statefulset(stack: &ValidatedStack, tier: DataTier<'_>) -> StatefulSet {
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
+                    init_containers: (!tier.init_containers.is_empty())
+                        .then_some(tier.init_containers),
                     containers: vec![tier.container],
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),

@@ -211,6 +211,39 @@ pub fn cases() -> Vec<Case> {
             reject: |v| v["spec"]["storage"] = json!({"existingClaim": "images", "nfs": {"server": "nfs.example", "path": "/exports"}}),
         },
         Case {
+            path: ".spec.database.backup.objectStore",
+            rule: "startsWith('http://')",
+            accept: |v| v["spec"]["database"] = json!({"backup": {"objectStore": {"endpoint": "http://minio.backup:9000", "insecure": true, "bucket": "backups", "secretName": "s3"}}}),
+            reject: |v| v["spec"]["database"] = json!({"backup": {"objectStore": {"endpoint": "http://minio.backup:9000", "bucket": "backups", "secretName": "s3"}}}),
+        },
+        Case {
+            path: ".spec.database.backup.objectStore.egressCIDRs",
+            rule: "isCIDR(c)",
+            accept: |v| v["spec"]["database"] = json!({"backup": {"objectStore": {"endpoint": "https://s3.example", "bucket": "backups", "secretName": "s3", "egressCIDRs": ["10.0.0.0/8"]}}}),
+            reject: |v| v["spec"]["database"] = json!({"backup": {"objectStore": {"endpoint": "https://s3.example", "bucket": "backups", "secretName": "s3", "egressCIDRs": ["10.0.0.0/33"]}}}),
+        },
+        Case {
+            path: ".spec.database.restore",
+            rule: "has(self.claimName) && has(self.objectStore)",
+            accept: |v| {
+                v["spec"]["database"] =
+                    json!({"restore": {"from": "latest", "claimName": "old-backups"}})
+            },
+            reject: |v| v["spec"]["database"] = json!({"restore": {"from": "latest", "claimName": "old-backups", "objectStore": {"endpoint": "https://s3.example", "bucket": "backups", "secretName": "s3"}}}),
+        },
+        Case {
+            path: ".spec.database.restore.objectStore.egressCIDRs",
+            rule: "isCIDR(c)",
+            accept: |v| v["spec"]["database"] = json!({"restore": {"from": "latest", "objectStore": {"endpoint": "https://s3.example", "bucket": "backups", "secretName": "s3", "egressCIDRs": ["10.0.0.0/8"]}}}),
+            reject: |v| v["spec"]["database"] = json!({"restore": {"from": "latest", "objectStore": {"endpoint": "https://s3.example", "bucket": "backups", "secretName": "s3", "egressCIDRs": ["10.0.0.0/33"]}}}),
+        },
+        Case {
+            path: ".spec.database.restore.objectStore",
+            rule: "startsWith('http://')",
+            accept: |v| v["spec"]["database"] = json!({"restore": {"from": "latest", "objectStore": {"endpoint": "https://s3.example", "bucket": "backups", "secretName": "s3"}}}),
+            reject: |v| v["spec"]["database"] = json!({"restore": {"from": "latest", "objectStore": {"endpoint": "http://s3.example", "bucket": "backups", "secretName": "s3"}}}),
+        },
+        Case {
             path: ".spec.storage.urlPath",
             rule: "self != '/'",
             accept: |v| v["spec"]["storage"] = json!({"urlPath": "/comics"}),

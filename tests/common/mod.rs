@@ -11,6 +11,7 @@ pub mod nginx;
 pub mod php_fpm;
 pub mod process;
 pub mod reachability;
+pub mod s3;
 pub mod servers;
 pub mod stub_api_server;
 pub mod test_was;

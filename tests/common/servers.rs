@@ -128,6 +128,65 @@ impl MariaDb {
             .expect("mariadb client runs")
     }
 
+    /// Runs a root client over the socket on `database` with `input` as its standard
+    /// input: a dump to load, or statements to run.
+    pub fn root_input(&self, database: &str, input: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .socket_client(ROOT_PASSWORD)
+            .args(["--batch", "--skip-column-names"])
+            .arg(format!("--database={database}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mariadb client runs");
+        let mut stdin = child.stdin.take().expect("client stdin");
+        let input = input.to_vec();
+        // Written from a thread: the client's output must be read meanwhile.
+        let writer = std::thread::spawn(move || stdin.write_all(&input));
+        let out = child.wait_with_output().expect("mariadb client output");
+        let written = writer.join().expect("writer thread");
+        // A client that stopped early says why in its output; one that succeeded
+        // must have read everything.
+        if out.status.success() {
+            written.expect("write the client's input");
+        }
+        out
+    }
+
+    /// A root client over the socket whose standard input and output the test
+    /// holds: one connection across statements, as a transaction needs. It prints
+    /// each statement's rows as soon as the statement ends.
+    pub fn root_session(&self) -> Child {
+        self.socket_client(ROOT_PASSWORD)
+            .args(["--batch", "--skip-column-names", "--unbuffered"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("mariadb client runs")
+    }
+
+    /// A client as `user` over TCP reading statements from its standard input,
+    /// which the test holds, as a WAS writing while a backup runs.
+    pub fn user_session(&self, user: &str, password: &str) -> Child {
+        Command::new("mariadb")
+            .arg("--no-defaults")
+            .arg("--default-character-set=utf8mb4")
+            .arg("--protocol=tcp")
+            .arg("--host=127.0.0.1")
+            .arg(format!("--port={}", self.port))
+            .arg(format!("--user={user}"))
+            .env("MYSQL_PWD", password)
+            .args(["--batch", "--skip-column-names"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mariadb client runs")
+    }
+
     /// Runs a rendered script with bash and `env`. The clients it calls find this
     /// server's socket through `~/.my.cnf`, the way the image's clients find the
     /// image's socket through its own configuration.

@@ -1,6 +1,7 @@
 //! The Redis tier: a password-protected cache whose default user is disabled and
 //! whose application user cannot run dangerous commands.
 
+pub mod acl_rotation;
 pub mod redis_conf;
 
 use std::collections::BTreeMap;
@@ -11,7 +12,10 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::Children;
-use super::credentials::{CACHE_PASSWORD_KEY, env_from_secret, secret_name};
+use super::credentials::{
+    CACHE_ADMIN_PASSWORD_KEY, CACHE_PASSWORD_KEY, CACHE_PREVIOUS_PASSWORD_KEY, env_from_secret,
+    next_key, secret_name,
+};
 use super::meta::{Lifetime, child_name, object_meta, selector_labels};
 use super::security::{container_security_context, scratch_volume};
 use super::stateful::{self, DataTier};
@@ -23,6 +27,9 @@ use redis_conf::{ACL_DIR, CONFIG_DIR, redis_conf, start_script};
 pub const PORT: i32 = 6379;
 /// The Redis user the WAS connects as.
 pub const APP_USER: &str = "webtoon";
+/// The Redis user credential rotations connect as: it may run `ACL SETUSER` and
+/// `PING`, and read or write no key.
+pub const ADMIN_USER: &str = "webtoon-admin";
 
 /// Name of the headless Service of the cache.
 pub fn service_name(stack: &ValidatedStack) -> String {
@@ -61,6 +68,42 @@ fn ping_probe(period: i32, initial_delay: i32) -> Probe {
     }
 }
 
+/// The Redis container's passwords, by Secret reference: the application's current
+/// one, and while a rotation is under way its new or previous one; the administrative
+/// user's current one and new one. Optional references, so that the pod template stays
+/// the same whichever of them the Secret holds at the moment, and a restart takes
+/// what it holds then.
+fn redis_env(stack: &ValidatedStack) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
+    let secret = secret_name(stack);
+    vec![
+        env_from_secret("REDIS_PASSWORD", &secret, CACHE_PASSWORD_KEY, false),
+        env_from_secret(
+            "REDIS_PASSWORD_NEXT",
+            &secret,
+            &next_key(CACHE_PASSWORD_KEY),
+            true,
+        ),
+        env_from_secret(
+            "REDIS_PASSWORD_PREVIOUS",
+            &secret,
+            CACHE_PREVIOUS_PASSWORD_KEY,
+            true,
+        ),
+        env_from_secret(
+            "REDIS_ADMIN_PASSWORD",
+            &secret,
+            CACHE_ADMIN_PASSWORD_KEY,
+            true,
+        ),
+        env_from_secret(
+            "REDIS_ADMIN_PASSWORD_NEXT",
+            &secret,
+            &next_key(CACHE_ADMIN_PASSWORD_KEY),
+            true,
+        ),
+    ]
+}
+
 /// Adds the cache objects to `children`; nothing in external mode.
 pub fn build(stack: &ValidatedStack, children: &mut Children) {
     let spec = &stack.spec.cache;
@@ -68,7 +111,7 @@ pub fn build(stack: &ValidatedStack, children: &mut Children) {
         return;
     }
     let conf = redis_conf(spec);
-    let script = start_script(APP_USER);
+    let script = start_script(APP_USER, ADMIN_USER);
     let config_name = child_name(stack, "cache-config");
     children.config_maps.push(ConfigMap {
         metadata: object_meta(stack, config_name.clone(), "cache", Lifetime::WithStack),
@@ -106,12 +149,7 @@ pub fn build(stack: &ValidatedStack, children: &mut Children) {
             protocol: Some("TCP".to_string()),
             ..Default::default()
         }]),
-        env: Some(vec![env_from_secret(
-            "REDIS_PASSWORD",
-            &secret_name(stack),
-            CACHE_PASSWORD_KEY,
-            false,
-        )]),
+        env: Some(redis_env(stack)),
         resources: Some(spec.resources.clone()),
         readiness_probe: Some(ping_probe(5, 0)),
         liveness_probe: Some(ping_probe(15, 10)),
@@ -136,6 +174,7 @@ pub fn build(stack: &ValidatedStack, children: &mut Children) {
         stack,
         DataTier {
             component: "cache",
+            init_containers: Vec::new(),
             container,
             volumes,
             data: spec.persistence.as_ref(),

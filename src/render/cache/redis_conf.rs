@@ -78,9 +78,13 @@ pub fn redis_conf(spec: &CacheSpec) -> String {
     c
 }
 
-/// `start.sh`: writes the ACL file (default user off, the application user with a
-/// SHA-256 password hash and the dangerous commands denied), then starts Redis.
-pub fn start_script(app_user: &str) -> String {
+/// `start.sh`: writes the ACL file (default user off; the application user with the
+/// SHA-256 hashes of its passwords and the dangerous commands denied; `admin_user`,
+/// when its password is set, allowed nothing but `ACL SETUSER` and `PING`), then
+/// starts Redis. While a rotation is under way the Secret holds the application's new
+/// or previous password too, and a Redis that restarts then accepts both, as the
+/// running one does.
+pub fn start_script(app_user: &str, admin_user: &str) -> String {
     let denied: String = DENIED_COMMANDS.iter().map(|c| format!(" -{c}")).collect();
     format!(
         r#"#!/bin/sh
@@ -91,10 +95,20 @@ if [ -z "${{REDIS_PASSWORD:-}}" ]; then
   exit 1
 fi
 umask 077
-hash=$(printf '%s' "$REDIS_PASSWORD" | sha256sum | cut -d' ' -f1)
+hashes() {{
+  for password in "$@"; do
+    [ -n "$password" ] && printf ' #%s' "$(printf '%s' "$password" | sha256sum | cut -d' ' -f1)"
+  done
+  return 0
+}}
+app=$(hashes "$REDIS_PASSWORD" "${{REDIS_PASSWORD_NEXT:-}}" "${{REDIS_PASSWORD_PREVIOUS:-}}")
 {{
   echo "user default off"
-  echo "user {app_user} on #$hash ~* &* +@all{denied}"
+  echo "user {app_user} on$app ~* &* +@all{denied}"
+  if [ -n "${{REDIS_ADMIN_PASSWORD:-}}" ]; then
+    admin=$(hashes "$REDIS_ADMIN_PASSWORD" "${{REDIS_ADMIN_PASSWORD_NEXT:-}}")
+    echo "user {admin_user} on$admin -@all +acl|setuser +ping"
+  fi
 }} > {ACL_DIR}/users.acl
 exec redis-server {CONFIG_DIR}/redis.conf
 "#
@@ -126,11 +140,14 @@ mod tests {
 
     #[test]
     fn acl_disables_default_user_and_denies_dangerous_commands() {
-        let script = start_script("webtoon");
+        let script = start_script("webtoon", "webtoon-admin");
         assert!(script.contains("echo \"user default off\""));
-        assert!(script.contains(
-            "user webtoon on #$hash ~* &* +@all -flushall -flushdb -config -debug -keys"
-        ));
+        assert!(
+            script.contains(
+                "user webtoon on$app ~* &* +@all -flushall -flushdb -config -debug -keys"
+            )
+        );
+        assert!(script.contains("user webtoon-admin on$admin -@all +acl|setuser +ping"));
         assert!(script.contains("exec redis-server /etc/redis/redis.conf"));
         assert!(
             !script.contains(">$REDIS_PASSWORD"),

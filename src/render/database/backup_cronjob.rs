@@ -4,17 +4,22 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, ConfigMap, Container, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource,
-    PodAffinity, PodAffinityTerm, PodSpec, PodTemplateSpec, Volume,
+    Affinity, ConfigMap, Container, EmptyDirVolumeSource, PersistentVolumeClaim,
+    PersistentVolumeClaimVolumeSource, PodAffinity, PodAffinityTerm, PodSpec, PodTemplateSpec,
+    Volume,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::backup_script::{
-    BACKUP_DIR_ENV, BACKUP_KEEP_ENV, BACKUP_NAME_ENV, BACKUP_SCRIPT, backup_script,
+    BACKUP_DIR_ENV, BACKUP_KEEP_ENV, BACKUP_LOCATION_ENV, BACKUP_NAME_ENV, BACKUP_SCRIPT,
+    backup_script,
 };
 use super::init_script::backup_user;
+use super::object_store;
+use super::verify_script::{VERIFY_SCRIPT, verify_script};
 use super::{PORT, service_name};
-use crate::api::{BackupSpec, ValidatedStack};
+use crate::api::{BackupSpec, ValidatedStack, VolumeSpec};
+use crate::backup::report::{REPORT_FILE_ENV, TERMINATION_LOG};
 use crate::render::credentials::{
     DATABASE_BACKUP_PASSWORD_KEY, env_from_secret, env_value, secret_name,
 };
@@ -29,21 +34,28 @@ pub const BACKUP_COMPONENT: &str = "database-backup";
 
 /// Where the backup claim is mounted, in the backup job and the database pod.
 pub const BACKUP_MOUNT: &str = "/backup";
-/// Directory of the backup script in the backup job.
-const SCRIPT_DIR: &str = "/opt/webtoon";
+/// Directory of the backup and verify scripts in their jobs.
+pub(super) const SCRIPT_DIR: &str = "/opt/webtoon";
+/// Where a dump is staged for upload, or a fetched backup kept, in a job's pod.
+pub(super) const STAGING_MOUNT: &str = "/staging";
+/// Name of the staging volume.
+pub(super) const STAGING_VOLUME: &str = "staging";
+/// File in the staging directory the dump step reports to, for the upload step.
+const DUMP_REPORT: &str = "dump-report.json";
 
 /// Name of the backup CronJob, its ConfigMap and its claim.
 pub fn backup_name(stack: &ValidatedStack) -> String {
     child_name(stack, BACKUP_COMPONENT)
 }
 
-/// The claim that holds the backup files. It is data: never pruned, and kept under
+/// The claim that holds the backup files, `volume` or, for a restore-only stack,
+/// the claim a deleted stack left behind. It is data: never pruned, and kept under
 /// `deletionPolicy: Retain`, so a stack created again can restore from it.
-pub fn backup_claim(stack: &ValidatedStack, backup: Option<&BackupSpec>) -> PersistentVolumeClaim {
-    let storage = backup.map(|b| b.storage.clone()).unwrap_or_else(|| {
+pub fn backup_claim(stack: &ValidatedStack, volume: Option<VolumeSpec>) -> PersistentVolumeClaim {
+    let storage = volume.unwrap_or_else(|| {
         // A restore-only stack adopts the claim a deleted stack left behind; these
         // values only matter if there is none, and then the restore reports it.
-        crate::api::VolumeSpec {
+        VolumeSpec {
             size: "1Gi".to_string(),
             storage_class_name: None,
         }
@@ -59,14 +71,14 @@ pub fn backup_claim(stack: &ValidatedStack, backup: Option<&BackupSpec>) -> Pers
     }
 }
 
-/// The ConfigMap holding `backup.sh`.
+/// The ConfigMap holding `backup.sh` and `verify.sh`.
 pub fn backup_config_map(stack: &ValidatedStack) -> ConfigMap {
     ConfigMap {
         metadata: object_meta(stack, backup_name(stack), "database", Lifetime::WithStack),
-        data: Some(BTreeMap::from([(
-            BACKUP_SCRIPT.to_string(),
-            backup_script(),
-        )])),
+        data: Some(BTreeMap::from([
+            (BACKUP_SCRIPT.to_string(), backup_script()),
+            (VERIFY_SCRIPT.to_string(), verify_script()),
+        ])),
         ..Default::default()
     }
 }
@@ -74,7 +86,7 @@ pub fn backup_config_map(stack: &ValidatedStack) -> ConfigMap {
 /// The backup CronJob: one run at a time (`Forbid`), as the backup user, in the
 /// database image (which has `mariadb-dump`), on the node of the database pod so
 /// that a ReadWriteOnce backup claim can be shared with a restore.
-pub fn backup_cronjob(stack: &ValidatedStack, backup: &BackupSpec) -> CronJob {
+pub fn backup_cronjob(stack: &ValidatedStack, backup: &BackupSpec, tool_image: &str) -> CronJob {
     CronJob {
         metadata: object_meta(stack, backup_name(stack), "database", Lifetime::WithStack),
         spec: Some(CronJobSpec {
@@ -86,8 +98,12 @@ pub fn backup_cronjob(stack: &ValidatedStack, backup: &BackupSpec) -> CronJob {
             successful_jobs_history_limit: Some(3),
             failed_jobs_history_limit: Some(3),
             job_template: JobTemplateSpec {
-                metadata: None,
-                spec: Some(backup_job_spec(stack, backup, None)),
+                // Labelled like the pods, so the operator finds the runs it reports on.
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(stack, BACKUP_COMPONENT)),
+                    ..Default::default()
+                }),
+                spec: Some(backup_job_spec(stack, backup, None, tool_image)),
             },
             ..Default::default()
         }),
@@ -107,6 +123,7 @@ pub fn pre_migration_backup_job(
     backup: &BackupSpec,
     image: &str,
     file: &str,
+    tool_image: &str,
 ) -> Job {
     Job {
         metadata: object_meta(
@@ -115,15 +132,29 @@ pub fn pre_migration_backup_job(
             BACKUP_COMPONENT,
             Lifetime::WithStack,
         ),
-        spec: Some(backup_job_spec(stack, backup, Some(file))),
+        spec: Some(backup_job_spec(stack, backup, Some(file), tool_image)),
         ..Default::default()
     }
 }
 
-/// The Job of one backup, into `file` or a file named by the time it starts.
-fn backup_job_spec(stack: &ValidatedStack, backup: &BackupSpec, file: Option<&str>) -> JobSpec {
+/// The Job of one backup, into `file` or a file named by the time it starts. With
+/// a volume alone the database image dumps and reports; with a bucket it dumps in
+/// an init container (onto the volume, or a scratch directory without one) and the
+/// operator's image uploads the described dump, prunes the bucket and reports.
+fn backup_job_spec(
+    stack: &ValidatedStack,
+    backup: &BackupSpec,
+    file: Option<&str>,
+    tool_image: &str,
+) -> JobSpec {
     let db = &stack.spec.database;
     let name = backup_name(stack);
+    let volume = backup.volume();
+    let dir = if volume.is_some() {
+        BACKUP_MOUNT
+    } else {
+        STAGING_MOUNT
+    };
     let mut env = vec![
         env_value(
             "WEBTOON_DB_HOST",
@@ -138,13 +169,41 @@ fn backup_job_spec(stack: &ValidatedStack, backup: &BackupSpec, file: Option<&st
             DATABASE_BACKUP_PASSWORD_KEY,
             false,
         ),
-        env_value(BACKUP_DIR_ENV, BACKUP_MOUNT),
+        env_value(BACKUP_DIR_ENV, dir),
         env_value(BACKUP_KEEP_ENV, backup.keep.to_string()),
     ];
+    if volume.is_some() {
+        env.push(env_value(BACKUP_LOCATION_ENV, format!("volume:{name}")));
+    }
+    let dump_report = format!("{STAGING_MOUNT}/{DUMP_REPORT}");
+    env.push(env_value(
+        REPORT_FILE_ENV,
+        if backup.object_store.is_some() {
+            dump_report.as_str()
+        } else {
+            TERMINATION_LOG
+        },
+    ));
     if let Some(file) = file {
         env.push(env_value(BACKUP_NAME_ENV, file.to_string()));
     }
-    let container = Container {
+    let mut mounts = vec![
+        mount("script", SCRIPT_DIR, true),
+        mount("tmp", "/tmp", false),
+    ];
+    let mut volumes = vec![
+        config_map_volume("script", &name, true),
+        scratch_volume("tmp", "64Mi", false),
+    ];
+    if volume.is_some() {
+        mounts.push(mount("backup", BACKUP_MOUNT, false));
+        volumes.push(claim_volume("backup", &name, false));
+    }
+    if backup.object_store.is_some() {
+        mounts.push(mount(STAGING_VOLUME, STAGING_MOUNT, false));
+        volumes.push(staging_volume());
+    }
+    let dump = Container {
         name: "backup".to_string(),
         image: Some(db.image.clone()),
         image_pull_policy: Some("IfNotPresent".to_string()),
@@ -155,45 +214,45 @@ fn backup_job_spec(stack: &ValidatedStack, backup: &BackupSpec, file: Option<&st
         env: Some(env),
         resources: Some(crate::api::resources("100m", "128Mi", "1", "512Mi")),
         security_context: Some(container_security_context(true)),
-        volume_mounts: Some(vec![
-            mount("script", SCRIPT_DIR, true),
-            mount("backup", BACKUP_MOUNT, false),
-            mount("tmp", "/tmp", false),
-        ]),
+        termination_message_policy: Some("FallbackToLogsOnError".to_string()),
+        volume_mounts: Some(mounts),
         ..Default::default()
     };
+    let (init_containers, containers) = match &backup.object_store {
+        None => (None, vec![dump]),
+        Some(store) => {
+            let mut tool_mounts = vec![mount(STAGING_VOLUME, STAGING_MOUNT, false)];
+            if volume.is_some() {
+                tool_mounts.push(mount("backup", BACKUP_MOUNT, true));
+            }
+            volumes.extend(object_store::ca_volume(store));
+            let upload = object_store::tool_container(
+                stack,
+                store,
+                tool_image,
+                "upload",
+                vec![
+                    "upload".to_string(),
+                    "--dir".to_string(),
+                    dir.to_string(),
+                    "--dump-report".to_string(),
+                    dump_report.clone(),
+                ],
+                vec![env_value(BACKUP_KEEP_ENV, backup.keep.to_string())],
+                tool_mounts,
+            );
+            (Some(vec![dump]), vec![upload])
+        }
+    };
     let pod = PodSpec {
-        containers: vec![container],
+        init_containers,
+        containers,
         restart_policy: Some("Never".to_string()),
         automount_service_account_token: Some(false),
         enable_service_links: Some(false),
         security_context: Some(pod_security_context(DATA_UID, Some(DATA_UID))),
-        affinity: Some(Affinity {
-            pod_affinity: Some(PodAffinity {
-                required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
-                    label_selector: Some(LabelSelector {
-                        match_labels: Some(selector_labels(stack, "database")),
-                        ..Default::default()
-                    }),
-                    topology_key: "kubernetes.io/hostname".to_string(),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        volumes: Some(vec![
-            config_map_volume("script", &name, true),
-            Volume {
-                name: "backup".to_string(),
-                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                    claim_name: name.clone(),
-                    read_only: None,
-                }),
-                ..Default::default()
-            },
-            scratch_volume("tmp", "64Mi", false),
-        ]),
+        affinity: volume.is_some().then(|| on_database_node(stack)),
+        volumes: Some(volumes),
         ..Default::default()
     };
     JobSpec {
@@ -208,6 +267,47 @@ fn backup_job_spec(stack: &ValidatedStack, backup: &BackupSpec, file: Option<&st
             }),
             spec: Some(pod),
         },
+        ..Default::default()
+    }
+}
+
+/// Scheduling beside the database pod, so that a ReadWriteOnce backup claim mounted
+/// there (by a restore) can be mounted here too.
+pub(super) fn on_database_node(stack: &ValidatedStack) -> Affinity {
+    Affinity {
+        pod_affinity: Some(PodAffinity {
+            required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
+                label_selector: Some(LabelSelector {
+                    match_labels: Some(selector_labels(stack, "database")),
+                    ..Default::default()
+                }),
+                topology_key: "kubernetes.io/hostname".to_string(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A volume of the claim `claim`.
+pub(super) fn claim_volume(volume: &str, claim: &str, read_only: bool) -> Volume {
+    Volume {
+        name: volume.to_string(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name: claim.to_string(),
+            read_only: read_only.then_some(true),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The scratch directory a dump is staged in, or fetched into: as large as the
+/// dump, on the node's disk, so it has no size limit of ours.
+pub(super) fn staging_volume() -> Volume {
+    Volume {
+        name: STAGING_VOLUME.to_string(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
         ..Default::default()
     }
 }

@@ -1,12 +1,18 @@
 //! The first-start init script. The official MariaDB image runs every script in
 //! `/docker-entrypoint-initdb.d` once, on an empty data directory, while its
 //! temporary server listens on the socket only; this one creates the application
-//! database, the application user and the backup user. Names come from the spec
-//! (validated as SQL identifiers); passwords come from the environment, which the
-//! StatefulSet fills from the credentials Secret, so none is written into a
-//! ConfigMap.
+//! database, the application user, the backup user and the administrative account
+//! that credential rotations connect as. Names come from the spec (validated as SQL
+//! identifiers); passwords come from the environment, which the StatefulSet fills
+//! from the credentials Secret, so none is written into a ConfigMap.
+//!
+//! Every statement leaves what exists as it is, so the script can also run in a live
+//! database: one that an operator version before credential rotations created gets
+//! the administrative account that way (`kubectl exec ... -- bash
+//! /docker-entrypoint-initdb.d/10-webtoon-init.sh`), and nothing else changes.
 
 use crate::api::DatabaseSpec;
+use crate::render::credentials::database_user;
 
 /// Directory the official image runs first-start scripts from.
 pub const INIT_DIR: &str = "/docker-entrypoint-initdb.d";
@@ -35,14 +41,24 @@ pub fn backup_user(spec: &DatabaseSpec) -> String {
     format!("{}_backup", spec.user)
 }
 
-/// `10-webtoon-init.sh`.
-pub fn init_script(spec: &DatabaseSpec) -> String {
+/// Name of the administrative account that credential rotations connect as: it may
+/// create, change and lock accounts and grant the application's privileges on the
+/// application database, and read which hosts an account has; nothing else.
+pub fn admin_user(spec: &DatabaseSpec) -> String {
+    format!("{}_admin", spec.user)
+}
+
+/// `10-webtoon-init.sh`, creating the account the WAS uses after `generation`
+/// rotations, so that a data directory started afresh matches the Secret.
+pub fn init_script(spec: &DatabaseSpec, generation: u64) -> String {
     let db = &spec.name;
-    let user = &spec.user;
+    let user = database_user(spec, generation);
     let backup = backup_user(spec);
+    let admin = admin_user(spec);
     format!(
         r#"#!/bin/bash
-# Rendered by webtoon-operator. Runs once, on an empty data directory.
+# Rendered by webtoon-operator. Runs on an empty data directory; run again, it only
+# adds what is missing.
 set -euo pipefail
 for var in {ROOT_PASSWORD_ENV} {APP_PASSWORD_ENV} {BACKUP_PASSWORD_ENV}; do
   if [ -z "${{!var:-}}" ]; then
@@ -65,8 +81,14 @@ CREATE USER IF NOT EXISTS '{backup}'@'%' IDENTIFIED BY $(sql_string "${BACKUP_PA
 GRANT {BACKUP_PRIVILEGES} ON \`{db}\`.* TO '{backup}'@'%';
 -- Dumping routines reads their bodies from mysql.proc before MariaDB 11.3.
 GRANT SELECT ON mysql.proc TO '{backup}'@'%';
+-- Rotations connect as {admin}. It starts with root's password, the only other one
+-- this start knows, and gets its own at the first rotation.
+CREATE USER IF NOT EXISTS '{admin}'@'%' IDENTIFIED BY $(sql_string "${ROOT_PASSWORD_ENV}");
+GRANT CREATE USER ON *.* TO '{admin}'@'%';
+GRANT {APP_PRIVILEGES} ON \`{db}\`.* TO '{admin}'@'%' WITH GRANT OPTION;
+GRANT SELECT (User, Host) ON mysql.global_priv TO '{admin}'@'%';
 SQL
-echo "webtoon-init: created database {db}, user {user} and backup user {backup}"
+echo "webtoon-init: database {db}, user {user}, backup user {backup} and administrative account {admin} are there"
 "#
     )
 }
@@ -77,12 +99,29 @@ mod tests {
 
     #[test]
     fn grants_cover_the_application_database_only() {
-        let script = init_script(&DatabaseSpec::default());
+        let script = init_script(&DatabaseSpec::default(), 0);
         assert!(script.contains("GRANT SELECT, INSERT"));
         assert!(script.contains("ON \\`webtoon\\`.* TO 'webtoon'@'%';"));
         assert!(script.contains("TO 'webtoon_backup'@'%';"));
-        assert!(!script.contains("*.*"), "no global privilege");
+        let global: Vec<&str> = script.lines().filter(|l| l.contains("*.*")).collect();
+        assert_eq!(
+            global,
+            ["GRANT CREATE USER ON *.* TO 'webtoon_admin'@'%';"],
+            "the only global privilege is the administrative account's"
+        );
         assert!(!script.contains("ALL PRIVILEGES"));
-        assert!(!script.contains("GRANT OPTION"));
+        let with_grant: Vec<&str> = script
+            .lines()
+            .filter(|l| l.contains("GRANT OPTION"))
+            .collect();
+        assert_eq!(with_grant.len(), 1);
+        assert!(with_grant[0].ends_with("TO 'webtoon_admin'@'%' WITH GRANT OPTION;"));
+    }
+
+    #[test]
+    fn a_fresh_data_directory_gets_the_account_the_secret_is_for() {
+        let spec = DatabaseSpec::default();
+        assert!(init_script(&spec, 1).contains("CREATE USER IF NOT EXISTS 'webtoon_2'@'%'"));
+        assert!(init_script(&spec, 2).contains("CREATE USER IF NOT EXISTS 'webtoon'@'%'"));
     }
 }

@@ -6,8 +6,12 @@ pub mod backup_cronjob;
 pub mod backup_script;
 pub mod init_script;
 pub mod my_cnf;
+pub mod object_store;
 pub mod restore_script;
+pub mod rotation_job;
 mod statefulset;
+pub mod verify_cronjob;
+pub mod verify_script;
 
 pub use statefulset::statefulset;
 
@@ -18,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::Children;
 use super::meta::{Lifetime, child_name, object_meta, selector_labels};
-use crate::api::{ServiceMode, ValidatedStack};
+use crate::api::{ObjectStoreSpec, ServiceMode, ValidatedStack};
 
 /// The MariaDB port.
 pub const PORT: i32 = 3306;
@@ -39,8 +43,36 @@ pub fn address(stack: &ValidatedStack) -> (String, i32) {
     }
 }
 
-/// Adds the database objects to `children`; nothing in external mode.
-pub fn build(stack: &ValidatedStack, children: &mut Children) {
+/// Where a restore reads its backup from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RestoreSource<'a> {
+    /// The backup files on this claim.
+    Claim(String),
+    /// The described backups in this bucket, under the prefix the spec gives.
+    ObjectStore(&'a ObjectStoreSpec),
+}
+
+/// The source of the stack's restore, if it asks for one: the claim or bucket it
+/// names, else this stack's backup volume, else this stack's backup bucket.
+pub fn restore_source(stack: &ValidatedStack) -> Option<RestoreSource<'_>> {
+    let db = &stack.spec.database;
+    let restore = db.restore.as_ref()?;
+    Some(
+        match (&restore.claim_name, &restore.object_store, &db.backup) {
+            (Some(claim), _, _) => RestoreSource::Claim(claim.clone()),
+            (None, Some(store), _) => RestoreSource::ObjectStore(store),
+            (None, None, Some(backup)) if backup.volume().is_none() => match &backup.object_store {
+                Some(store) => RestoreSource::ObjectStore(store),
+                None => RestoreSource::Claim(backup_cronjob::backup_name(stack)),
+            },
+            (None, None, _) => RestoreSource::Claim(backup_cronjob::backup_name(stack)),
+        },
+    )
+}
+
+/// Adds the database objects to `children`; nothing in external mode. Backups to a
+/// bucket and restores from one run `tool_image`, the operator's own.
+pub fn build(stack: &ValidatedStack, tool_image: &str, children: &mut Children) {
     if stack.spec.database.mode == ServiceMode::External {
         return;
     }
@@ -74,7 +106,7 @@ pub fn build(stack: &ValidatedStack, children: &mut Children) {
     });
     let mut init = BTreeMap::from([(
         init_script::INIT_SCRIPT.to_string(),
-        init_script::init_script(&stack.spec.database),
+        init_script::init_script(&stack.spec.database, stack.credentials_generation),
     )]);
     if stack.spec.database.restore.is_some() {
         init.insert(
@@ -93,11 +125,15 @@ pub fn build(stack: &ValidatedStack, children: &mut Children) {
         ..Default::default()
     });
     let db = &stack.spec.database;
-    let restore_from_own_claim = db.restore.as_ref().is_some_and(|r| r.claim_name.is_none());
-    if db.backup.is_some() || restore_from_own_claim {
+    let volume = db.backup.as_ref().and_then(|b| b.volume());
+    let restore_from_own_claim = matches!(
+        restore_source(stack),
+        Some(RestoreSource::Claim(claim)) if claim == backup_cronjob::backup_name(stack)
+    );
+    if volume.is_some() || restore_from_own_claim {
         children
             .persistent_volume_claims
-            .push(backup_cronjob::backup_claim(stack, db.backup.as_ref()));
+            .push(backup_cronjob::backup_claim(stack, volume));
     }
     if let Some(backup) = &db.backup {
         children
@@ -105,11 +141,16 @@ pub fn build(stack: &ValidatedStack, children: &mut Children) {
             .push(backup_cronjob::backup_config_map(stack));
         children
             .cron_jobs
-            .push(backup_cronjob::backup_cronjob(stack, backup));
+            .push(backup_cronjob::backup_cronjob(stack, backup, tool_image));
+        children
+            .cron_jobs
+            .push(verify_cronjob::verify_cronjob(stack, backup, tool_image));
     }
     // Only webtoon.cnf rolls the pod: the init scripts run on an empty data
     // directory alone, so a new version of them must not restart a live database.
-    children.stateful_sets.push(statefulset(stack, &cnf));
+    children
+        .stateful_sets
+        .push(statefulset(stack, &cnf, tool_image));
 }
 
 /// Name of the ConfigMap with the first-start scripts.

@@ -1,15 +1,16 @@
 //! The MariaDB StatefulSet.
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, ExecAction, PersistentVolumeClaimVolumeSource, Probe, Volume,
-};
+use k8s_openapi::api::core::v1::{Container, ContainerPort, ExecAction, Probe};
 
-use super::backup_cronjob::{BACKUP_MOUNT, backup_name};
+use super::backup_cronjob::{
+    BACKUP_MOUNT, STAGING_MOUNT, STAGING_VOLUME, claim_volume, staging_volume,
+};
 use super::backup_script::BACKUP_DIR_ENV;
 use super::init_script::{APP_PASSWORD_ENV, BACKUP_PASSWORD_ENV, INIT_DIR, ROOT_PASSWORD_ENV};
 use super::restore_script::{RESTORE_FROM_ENV, RESTORE_MARKER, RESTORE_MARKER_ENV};
 use super::{PORT, init_config_map_name};
+use super::{RestoreSource, object_store, restore_source};
 use crate::api::ValidatedStack;
 use crate::render::credentials::{
     DATABASE_BACKUP_PASSWORD_KEY, DATABASE_PASSWORD_KEY, DATABASE_ROOT_PASSWORD_KEY,
@@ -37,7 +38,7 @@ fn exec_probe(command: &[&str], period: i32, failures: i32, initial_delay: i32) 
 /// (application database, application user limited to it, backup user) and, when a
 /// restore is asked for, the restore script; root may log in only from inside the
 /// pod, and its password never reaches WAS pods.
-pub fn statefulset(stack: &ValidatedStack, my_cnf: &str) -> StatefulSet {
+pub fn statefulset(stack: &ValidatedStack, my_cnf: &str, tool_image: &str) -> StatefulSet {
     let db = &stack.spec.database;
     let secret = secret_name(stack);
     let mut env = vec![
@@ -79,22 +80,45 @@ pub fn statefulset(stack: &ValidatedStack, my_cnf: &str) -> StatefulSet {
     // A first start initialises the data directory, which can take minutes; a
     // restore loads the whole dump first: up to 10 minutes, or 6 hours with a restore.
     let mut startup_failures = 60;
-    if let Some(restore) = &db.restore {
-        env.push(env_value(BACKUP_DIR_ENV, BACKUP_MOUNT));
+    let mut init_containers = Vec::new();
+    if let (Some(restore), Some(source)) = (&db.restore, restore_source(stack)) {
         env.push(env_value(RESTORE_FROM_ENV, restore.from.clone()));
         env.push(env_value(RESTORE_MARKER_ENV, RESTORE_MARKER));
-        mounts.push(mount("backup", BACKUP_MOUNT, true));
-        volumes.push(Volume {
-            name: "backup".to_string(),
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name: restore
-                    .claim_name
-                    .clone()
-                    .unwrap_or_else(|| backup_name(stack)),
-                read_only: Some(true),
-            }),
-            ..Default::default()
-        });
+        match source {
+            RestoreSource::Claim(claim) => {
+                env.push(env_value(BACKUP_DIR_ENV, BACKUP_MOUNT));
+                mounts.push(mount("backup", BACKUP_MOUNT, true));
+                volumes.push(claim_volume("backup", &claim, true));
+            }
+            RestoreSource::ObjectStore(store) => {
+                // The operator's image fetches and checks the backup before the
+                // server's first start loads it; a restarted pod fetches nothing.
+                env.push(env_value(BACKUP_DIR_ENV, STAGING_MOUNT));
+                mounts.push(mount(STAGING_VOLUME, STAGING_MOUNT, true));
+                volumes.push(staging_volume());
+                volumes.extend(object_store::ca_volume(store));
+                init_containers.push(object_store::tool_container(
+                    stack,
+                    store,
+                    tool_image,
+                    "fetch-backup",
+                    vec![
+                        "fetch".to_string(),
+                        "--dir".to_string(),
+                        STAGING_MOUNT.to_string(),
+                        "--from".to_string(),
+                        restore.from.clone(),
+                        "--unless-initialized".to_string(),
+                        "/var/lib/mysql".to_string(),
+                    ],
+                    Vec::new(),
+                    vec![
+                        mount(STAGING_VOLUME, STAGING_MOUNT, false),
+                        mount("data", "/var/lib/mysql", true),
+                    ],
+                ));
+            }
+        }
         ready_check = format!("test ! -e {RESTORE_MARKER} && {ready_check}");
         startup_failures = 6 * 360;
     }
@@ -124,6 +148,7 @@ pub fn statefulset(stack: &ValidatedStack, my_cnf: &str) -> StatefulSet {
         DataTier {
             component: "database",
             container,
+            init_containers,
             volumes,
             data: Some(&db.storage),
             config: my_cnf,

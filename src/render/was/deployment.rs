@@ -1,5 +1,7 @@
 //! The WAS Deployment.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
@@ -14,6 +16,7 @@ use super::PORT_NAME;
 use super::env::was_env;
 use crate::api::{ValidatedStack, WasProtocol};
 use crate::render::Observed;
+use crate::render::credentials::GENERATION_ANNOTATION;
 use crate::render::drain::sleep_before_stop;
 use crate::render::meta::{Lifetime, child_name, labels, object_meta, selector};
 use crate::render::placement::spread_constraints;
@@ -94,6 +97,18 @@ pub fn deployment(stack: &ValidatedStack, observed: &Observed) -> Deployment {
     }
 }
 
+/// The generation of the credentials the pods start with, after the first rotation
+/// only: a rotation changes it, which rolls the WAS onto the new passwords, and the
+/// pods of a stack that never rotated keep the template they had before.
+fn credentials_annotation(stack: &ValidatedStack) -> Option<BTreeMap<String, String>> {
+    (stack.credentials_generation > 0).then(|| {
+        BTreeMap::from([(
+            GENERATION_ANNOTATION.to_string(),
+            stack.credentials_generation.to_string(),
+        )])
+    })
+}
+
 /// The WAS pod template of the spec: per-pod probes, spread over nodes and zones,
 /// images mounted read-write.
 pub fn pod_template(stack: &ValidatedStack) -> PodTemplateSpec {
@@ -124,6 +139,7 @@ pub fn pod_template(stack: &ValidatedStack) -> PodTemplateSpec {
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(labels(stack, "was")),
+            annotations: credentials_annotation(stack),
             ..Default::default()
         }),
         spec: Some(PodSpec {

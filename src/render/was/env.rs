@@ -5,7 +5,8 @@ use k8s_openapi::api::core::v1::EnvVar;
 
 use crate::api::{ServiceMode, ValidatedStack};
 use crate::render::credentials::{
-    CACHE_PASSWORD_KEY, DATABASE_PASSWORD_KEY, env_from_secret, env_value, secret_name,
+    CACHE_PASSWORD_KEY, DATABASE_PASSWORD_KEY, database_user, env_from_secret, env_value,
+    secret_name,
 };
 use crate::render::{cache, database};
 
@@ -40,7 +41,13 @@ pub fn was_env(stack: &ValidatedStack) -> Vec<EnvVar> {
             ));
         }
         _ => {
-            env.push(env_value("WEBTOON_DB_USER", spec.database.user.clone()));
+            // The account alternates with each rotation, and its name is part of the
+            // pod template: a pod of an older release, restarted during a rotation,
+            // keeps the account of its release.
+            env.push(env_value(
+                "WEBTOON_DB_USER",
+                database_user(&spec.database, stack.credentials_generation),
+            ));
             env.push(env_from_secret(
                 "WEBTOON_DB_PASSWORD",
                 &credentials,

@@ -23,7 +23,7 @@ pub fn build(stack: &ValidatedStack, observed: &Observed, children: &mut Childre
     children.services.push(service(stack));
     children.services.push(headless_service(stack));
     if let Some(migration) = &observed.migration {
-        migration_jobs(stack, migration, children);
+        migration_jobs(stack, migration, observed.operator_image(), children);
     }
     // A new stack's WAS waits for its first migration: no pod of an image runs on a
     // schema the image does not know.
@@ -39,14 +39,23 @@ pub fn build(stack: &ValidatedStack, observed: &Observed, children: &mut Childre
 }
 
 /// The Jobs of the migration to `jobs.image`: the backup first, when one was taken.
-fn migration_jobs(stack: &ValidatedStack, jobs: &MigrationJobs, children: &mut Children) {
+fn migration_jobs(
+    stack: &ValidatedStack,
+    jobs: &MigrationJobs,
+    tool_image: &str,
+    children: &mut Children,
+) {
     let Some(migration) = &stack.spec.was.migration else {
         return;
     };
     if let (Some(backup), Some(file)) = (&stack.spec.database.backup, &jobs.backup) {
-        children
-            .jobs
-            .push(pre_migration_backup_job(stack, backup, &jobs.image, file));
+        children.jobs.push(pre_migration_backup_job(
+            stack,
+            backup,
+            &jobs.image,
+            file,
+            tool_image,
+        ));
     }
     if jobs.migrate {
         children
