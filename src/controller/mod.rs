@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod backups;
 pub mod credentials;
+pub mod data_volumes;
 pub mod leader;
 pub mod migration;
 pub mod nfs_volume;

@@ -16,7 +16,7 @@ use kube::{Resource, ResourceExt};
 use super::Context;
 use super::release::{self, Releases, get_opt};
 use super::status::{self, ObservedChildren, condition, is_true};
-use super::{apply, backups, credentials, nfs_volume, prune, rotation};
+use super::{apply, backups, credentials, data_volumes, nfs_volume, prune, rotation};
 use crate::api::{ServiceMode, ValidatedStack, WebtoonStack, WebtoonStackStatus, validate};
 use crate::render::meta::{MANAGER, child_name};
 use crate::render::storage::images_claim_name;
@@ -117,27 +117,35 @@ async fn reconcile_stack(cached: Arc<WebtoonStack>, ctx: &Context, key: &str) ->
         )),
     )
     .await?;
-    if let Err(error) = within(
+    let unchangeable = match within(
         "applying children",
         converge(ctx, &validated, now, &releases, &credentials),
     )
     .await
     {
-        let status = status::retrying(
-            stack.metadata.generation,
-            &error.to_string(),
-            previous,
-            Time(now),
-        );
-        if let Err(status_error) = within(
-            "writing status",
-            patch_status(ctx, &stack, previous, status),
-        )
-        .await
-        {
-            tracing::warn!(error = %status_error, "cannot record the failure in status");
+        Ok(unchangeable) => unchangeable,
+        Err(error) => {
+            let status = status::retrying(
+                stack.metadata.generation,
+                &error.to_string(),
+                previous,
+                Time(now),
+            );
+            if let Err(status_error) = within(
+                "writing status",
+                patch_status(ctx, &stack, previous, status),
+            )
+            .await
+            {
+                tracing::warn!(error = %status_error, "cannot record the failure in status");
+            }
+            return Err(error);
         }
-        return Err(error);
+    };
+    // Each kind of refusal has its own reason: the event recorder folds events of one
+    // reason into a series that keeps its first message.
+    for (reason, message) in &unchangeable {
+        publish(ctx, &stack, EventType::Warning, reason, message).await;
     }
 
     let children_status = within("reading children", observe(ctx, &validated)).await?;
@@ -309,15 +317,16 @@ async fn report_backups(ctx: &Context, stack: &WebtoonStack, assessment: &backup
     }
 }
 
-/// Makes the cluster match the spec: credentials, render, apply, re-bind a released
-/// NFS volume, prune.
+/// Makes the cluster match the spec: credentials, render, apply, grow data volumes,
+/// re-bind a released NFS volume, prune. Returns the volume changes that cannot be
+/// made, for people.
 async fn converge(
     ctx: &Context,
     stack: &ValidatedStack,
     now: jiff::Timestamp,
     releases: &Releases,
     credentials: &rotation::Decision,
-) -> Result<()> {
+) -> Result<Vec<(&'static str, String)>> {
     let observed = Observed {
         credentials: credentials.credentials.clone(),
         now: Some(now),
@@ -328,12 +337,26 @@ async fn converge(
         secret_state: credentials.secret.clone(),
         rotation: credentials.jobs.clone(),
     };
-    let children = render(stack, &observed);
+    let mut children = render(stack, &observed);
+    let mut plans = Vec::new();
+    for statefulset in &mut children.stateful_sets {
+        if let Some(live) = data_volumes::live(&ctx.client, &stack.namespace, statefulset).await? {
+            plans.push(data_volumes::keep_live_templates(statefulset, &live));
+        }
+    }
     let written = apply::apply_all(&ctx.client, &stack.namespace, &children).await?;
+    let mut resized = 0;
+    let mut refused = Vec::new();
+    for plan in plans {
+        let (count, refusals) = data_volumes::resize(&ctx.client, &stack.namespace, &plan).await?;
+        resized += count;
+        refused.extend(plan.refused);
+        refused.extend(refusals);
+    }
     let rebound = nfs_volume::rebind_released(&ctx.client, stack).await?;
     let deleted = prune::prune(&ctx.client, stack, &children).await?;
-    ctx.metrics.wrote(written + rebound + deleted);
-    Ok(())
+    ctx.metrics.wrote(written + resized + rebound + deleted);
+    Ok(refused)
 }
 
 /// The time until the next schedule boundary, or the resync period.
