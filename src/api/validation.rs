@@ -613,6 +613,14 @@ impl Checker {
         self.image("spec.was.image", &was.image);
         self.range("spec.was.port", was.port.into(), 1024, 65535);
         self.fs_path("spec.was.fastcgiRoot", &was.fastcgi_root, "/var/www/html");
+        if was.protocol == WasProtocol::Fastcgi && was.fastcgi_root.trim_end_matches('/').is_empty()
+        {
+            // The proxy pods copy the document root out of the WAS image.
+            self.error(
+                "spec.was.fastcgiRoot",
+                "is the image's whole filesystem, which the proxy pods would copy: name the application's document root, such as /var/www/html/public",
+            );
+        }
         self.range("spec.was.replicas", was.replicas.into(), 1, 1000);
         if let Some(autoscaling) = &was.autoscaling {
             self.autoscaling("spec.was.autoscaling", autoscaling);
@@ -1530,6 +1538,24 @@ mod tests {
         ] {
             assert!(Regex::new(p).is_ok(), "{p}");
         }
+    }
+
+    #[test]
+    fn a_php_document_root_is_not_the_whole_image() {
+        let stack: WebtoonStack = serde_json::from_value(serde_json::json!({
+            "apiVersion": "webtoon.io/v1alpha1", "kind": "WebtoonStack",
+            "metadata": {"name": "php", "namespace": "webtoon"},
+            "spec": {"hosts": ["php.example"], "was": {
+                "image": "registry.example/php:1.0.0", "protocol": "fastcgi", "fastcgiRoot": "/"}},
+        }))
+        .expect("a stack");
+        let errors = validate(&stack).expect_err("refused");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.path == "spec.was.fastcgiRoot" && e.message.contains("such as")),
+            "{errors:?}"
+        );
     }
 
     #[test]
