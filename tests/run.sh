@@ -2,9 +2,10 @@
 # The one test command: installs what the tests need when it is missing, then runs
 # every layer below the cluster (formatting, lints, unit, schema, CEL, render
 # properties, the generated nginx config in a real nginx in front of test application
-# servers driven by curl, openssl and wrk, its in-cluster upstream in nginx 1.28
-# against a stand-in cluster DNS, and the rendered MariaDB and Redis scripts
-# and configuration in real servers), then the end-to-end suite on a local cluster
+# servers and php-fpm driven by curl, openssl and wrk, its in-cluster upstream in
+# nginx 1.28 against a stand-in cluster DNS, gixy-ng over it, the rendered MariaDB
+# and Redis scripts and configuration in real servers, and backups through a real
+# S3 server), then the end-to-end suite on a local cluster
 # built from the Kubernetes, etcd and KWOK Go modules (the newest Kubernetes runs
 # every scenario; the oldest supported API server the CRD and dry-run ones).
 set -euo pipefail
