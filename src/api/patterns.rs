@@ -2,6 +2,14 @@
 //! accept exactly the same strings. They are written in the RE2 subset that both
 //! the Kubernetes API server and the `regex` crate understand.
 
+use regex::Regex;
+
+/// One of these patterns, compiled. They are constants of this crate, each compiled
+/// in a unit test as well, so a failure here is a bug of the crate, not of any input.
+pub fn compiled(pattern: &str) -> Regex {
+    Regex::new(pattern).unwrap_or_else(|e| panic!("invalid built-in pattern {pattern}: {e}"))
+}
+
 /// A DNS host name, optionally a leading wildcard label, lower case.
 pub const HOST: &str =
     r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";

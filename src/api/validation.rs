@@ -117,35 +117,36 @@ fn collect_unknown(
     }
 }
 
-fn regex(pattern: &str) -> Regex {
-    // The patterns are constants of this crate, compiled in a unit test as well.
-    Regex::new(pattern).unwrap_or_else(|e| panic!("invalid built-in pattern {pattern}: {e}"))
-}
-
-static HOST: LazyLock<Regex> = LazyLock::new(|| regex(patterns::HOST));
-static CIDR: LazyLock<Regex> = LazyLock::new(|| regex(patterns::CIDR));
-static URL_PATH: LazyLock<Regex> = LazyLock::new(|| regex(patterns::URL_PATH));
-static FS_PATH: LazyLock<Regex> = LazyLock::new(|| regex(patterns::FS_PATH));
-static NGINX_SIZE: LazyLock<Regex> = LazyLock::new(|| regex(patterns::NGINX_SIZE));
-static NGINX_TIME: LazyLock<Regex> = LazyLock::new(|| regex(patterns::NGINX_TIME));
-static QUANTITY: LazyLock<Regex> = LazyLock::new(|| regex(patterns::QUANTITY));
-static DNS_LABEL: LazyLock<Regex> = LazyLock::new(|| regex(patterns::DNS_LABEL));
-static DNS_SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| regex(patterns::DNS_SUBDOMAIN));
-static IMAGE: LazyLock<Regex> = LazyLock::new(|| regex(patterns::IMAGE));
-static CRON: LazyLock<Regex> = LazyLock::new(|| regex(patterns::CRON));
+static HOST: LazyLock<Regex> = LazyLock::new(|| patterns::compiled(patterns::HOST));
+static CIDR: LazyLock<Regex> = LazyLock::new(|| patterns::compiled(patterns::CIDR));
+static URL_PATH: LazyLock<Regex> = LazyLock::new(|| patterns::compiled(patterns::URL_PATH));
+static FS_PATH: LazyLock<Regex> = LazyLock::new(|| patterns::compiled(patterns::FS_PATH));
+static NGINX_SIZE: LazyLock<Regex> = LazyLock::new(|| patterns::compiled(patterns::NGINX_SIZE));
+static NGINX_TIME: LazyLock<Regex> = LazyLock::new(|| patterns::compiled(patterns::NGINX_TIME));
+static QUANTITY: LazyLock<Regex> = LazyLock::new(|| patterns::compiled(patterns::QUANTITY));
+static DNS_LABEL: LazyLock<Regex> = LazyLock::new(|| patterns::compiled(patterns::DNS_LABEL));
+static DNS_SUBDOMAIN: LazyLock<Regex> =
+    LazyLock::new(|| patterns::compiled(patterns::DNS_SUBDOMAIN));
+static IMAGE: LazyLock<Regex> = LazyLock::new(|| patterns::compiled(patterns::IMAGE));
+static CRON: LazyLock<Regex> = LazyLock::new(|| patterns::compiled(patterns::CRON));
 static OBJECT_STORE_ENDPOINT: LazyLock<Regex> =
-    LazyLock::new(|| regex(patterns::OBJECT_STORE_ENDPOINT));
-static BUCKET: LazyLock<Regex> = LazyLock::new(|| regex(patterns::BUCKET));
-static OBJECT_PREFIX: LazyLock<Regex> = LazyLock::new(|| regex(patterns::OBJECT_PREFIX));
-static REGION: LazyLock<Regex> = LazyLock::new(|| regex(r"^[a-z0-9][a-z0-9-]*$"));
-static SQL_IDENTIFIER: LazyLock<Regex> = LazyLock::new(|| regex(patterns::SQL_IDENTIFIER));
-static BACKUP_NAME: LazyLock<Regex> = LazyLock::new(|| regex(patterns::BACKUP_NAME));
-static RFC3339: LazyLock<Regex> = LazyLock::new(|| regex(patterns::RFC3339));
-static ROTATION_REQUEST_ID_RE: LazyLock<Regex> = LazyLock::new(|| regex(ROTATION_REQUEST_ID));
+    LazyLock::new(|| patterns::compiled(patterns::OBJECT_STORE_ENDPOINT));
+static BUCKET: LazyLock<Regex> = LazyLock::new(|| patterns::compiled(patterns::BUCKET));
+static OBJECT_PREFIX: LazyLock<Regex> =
+    LazyLock::new(|| patterns::compiled(patterns::OBJECT_PREFIX));
+static REGION: LazyLock<Regex> = LazyLock::new(|| patterns::compiled(r"^[a-z0-9][a-z0-9-]*$"));
+static SQL_IDENTIFIER: LazyLock<Regex> =
+    LazyLock::new(|| patterns::compiled(patterns::SQL_IDENTIFIER));
+static BACKUP_NAME: LazyLock<Regex> = LazyLock::new(|| patterns::compiled(patterns::BACKUP_NAME));
+static RFC3339: LazyLock<Regex> = LazyLock::new(|| patterns::compiled(patterns::RFC3339));
+static ROTATION_REQUEST_ID_RE: LazyLock<Regex> =
+    LazyLock::new(|| patterns::compiled(ROTATION_REQUEST_ID));
 static NETWORK_HOST: LazyLock<Regex> =
-    LazyLock::new(|| regex(r"^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$"));
-static STACK_NAME: LazyLock<Regex> = LazyLock::new(|| regex(r"^[a-z]([-a-z0-9]*[a-z0-9])?$"));
-static TIME_ZONE: LazyLock<Regex> = LazyLock::new(|| regex(r"^[A-Za-z][A-Za-z0-9_+/-]*$"));
+    LazyLock::new(|| patterns::compiled(r"^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$"));
+static STACK_NAME: LazyLock<Regex> =
+    LazyLock::new(|| patterns::compiled(r"^[a-z]([-a-z0-9]*[a-z0-9])?$"));
+static TIME_ZONE: LazyLock<Regex> =
+    LazyLock::new(|| patterns::compiled(r"^[A-Za-z][A-Za-z0-9_+/-]*$"));
 
 /// Whether `value` is a network in CIDR notation with a prefix that fits its family,
 /// the same test as the CEL `isCIDR` function.
@@ -1507,9 +1508,10 @@ pub fn is_qualified_name(key: &str) -> bool {
 }
 
 static QUALIFIED_NAME: LazyLock<Regex> =
-    LazyLock::new(|| regex(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"));
-static ENV_NAME: LazyLock<Regex> = LazyLock::new(|| regex(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"));
-static CONFIG_KEY: LazyLock<Regex> = LazyLock::new(|| regex(r"^[-._a-zA-Z0-9]+$"));
+    LazyLock::new(|| patterns::compiled(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"));
+static ENV_NAME: LazyLock<Regex> =
+    LazyLock::new(|| patterns::compiled(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"));
+static CONFIG_KEY: LazyLock<Regex> = LazyLock::new(|| patterns::compiled(r"^[-._a-zA-Z0-9]+$"));
 
 #[cfg(test)]
 mod tests {

@@ -53,13 +53,10 @@ pub const PART_BYTES: u64 = 8 << 20;
 /// S3 accepts at most 10 000 parts; a larger dump gets larger parts.
 const MAX_PARTS: u64 = 10_000;
 
-static BUCKET: LazyLock<Regex> = LazyLock::new(|| compiled(patterns::BUCKET));
-static PREFIX: LazyLock<Regex> = LazyLock::new(|| compiled(patterns::OBJECT_PREFIX));
-static ENDPOINT: LazyLock<Regex> = LazyLock::new(|| compiled(patterns::OBJECT_STORE_ENDPOINT));
-
-fn compiled(pattern: &str) -> Regex {
-    Regex::new(pattern).unwrap_or_else(|e| panic!("pattern {pattern} does not compile: {e}"))
-}
+static BUCKET: LazyLock<Regex> = LazyLock::new(|| patterns::compiled(patterns::BUCKET));
+static PREFIX: LazyLock<Regex> = LazyLock::new(|| patterns::compiled(patterns::OBJECT_PREFIX));
+static ENDPOINT: LazyLock<Regex> =
+    LazyLock::new(|| patterns::compiled(patterns::OBJECT_STORE_ENDPOINT));
 
 /// Where the bucket is and how to reach it, from the backup Job's environment.
 #[derive(Clone)]
