@@ -302,11 +302,16 @@ pub(super) fn claim_volume(volume: &str, claim: &str, read_only: bool) -> Volume
     }
 }
 
-/// The scratch directory a dump is staged in, or fetched into: as large as the
-/// dump, on the node's disk, so it has no size limit of ours.
+/// The scratch directory a dump is staged in, or fetched into.
 pub(super) fn staging_volume() -> Volume {
+    disk_sized_volume(STAGING_VOLUME)
+}
+
+/// A scratch directory on the node's disk as large as the data put in it (a dump, a
+/// throwaway database), so with no size limit of ours.
+pub(super) fn disk_sized_volume(name: &str) -> Volume {
     Volume {
-        name: STAGING_VOLUME.to_string(),
+        name: name.to_string(),
         empty_dir: Some(EmptyDirVolumeSource::default()),
         ..Default::default()
     }

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::backup_cronjob::{
     BACKUP_MOUNT, SCRIPT_DIR, STAGING_MOUNT, STAGING_VOLUME, backup_name, claim_volume,
-    on_database_node, staging_volume,
+    disk_sized_volume, on_database_node, staging_volume,
 };
 use super::backup_script::BACKUP_DIR_ENV;
 use super::object_store;
@@ -52,12 +52,8 @@ pub fn verify_cronjob(stack: &ValidatedStack, backup: &BackupSpec, tool_image: &
     ];
     let mut volumes = vec![
         config_map_volume("script", &scripts, true),
-        // The throwaway database is as large as the live one: no limit of ours.
-        k8s_openapi::api::core::v1::Volume {
-            name: "work".to_string(),
-            empty_dir: Some(Default::default()),
-            ..Default::default()
-        },
+        // The throwaway database is as large as the live one.
+        disk_sized_volume("work"),
         scratch_volume("tmp", "64Mi", false),
     ];
     let mut init_containers = None;
