@@ -97,6 +97,8 @@ pub struct Assessment {
     pub health: Health,
     /// New backups, failures and verifications since the previous status.
     pub happened: Vec<Happened>,
+    /// How long until the backup schedule next fires, when staleness is judged again.
+    pub next_fire: Option<std::time::Duration>,
 }
 
 impl Happened {
@@ -226,11 +228,12 @@ fn last_line(text: &str) -> String {
         .collect()
 }
 
-/// How long until the backup schedule next fires, if it does within two years.
-pub fn next_fire(backup: &BackupSpec, now: jiff::Timestamp) -> Option<std::time::Duration> {
-    let zone = jiff::tz::TimeZone::get(&backup.time_zone).ok()?;
-    let fire = Schedule::parse(&backup.schedule)?.next_fire(now, &zone)?;
-    std::time::Duration::try_from(fire.duration_since(now)).ok()
+/// The backup schedule and the zone it runs in; `None` for a spec validation refuses.
+fn schedule(backup: &BackupSpec) -> Option<(Schedule, jiff::tz::TimeZone)> {
+    Some((
+        Schedule::parse(&backup.schedule)?,
+        jiff::tz::TimeZone::get(&backup.time_zone).ok()?,
+    ))
 }
 
 /// Assesses the backups of a stack with `backup` configured.
@@ -333,18 +336,31 @@ pub fn assess(
         last_failure,
         last_verified_restore: last_verified,
     };
-    let health = health(stack, backup, &status, observed.since, now);
+    let schedule = schedule(backup);
+    let health = health(
+        stack,
+        backup,
+        schedule.as_ref(),
+        &status,
+        observed.since,
+        now,
+    );
     let happened = happened(previous, &status, &health, previous_health);
+    let next_fire = schedule
+        .and_then(|(schedule, zone)| schedule.next_fire(now, &zone))
+        .and_then(|fire| std::time::Duration::try_from(fire.duration_since(now)).ok());
     Assessment {
         status,
         health,
         happened,
+        next_fire,
     }
 }
 
 fn health(
     stack: &ValidatedStack,
     backup: &BackupSpec,
+    schedule: Option<&(Schedule, jiff::tz::TimeZone)>,
     status: &BackupsStatus,
     since: Option<jiff::Timestamp>,
     now: jiff::Timestamp,
@@ -376,11 +392,9 @@ fn health(
             ),
         };
     }
-    let zone = jiff::tz::TimeZone::get(&backup.time_zone).ok();
-    let fires = match (Schedule::parse(&backup.schedule), zone) {
-        (Some(schedule), Some(zone)) => schedule.recent_fires(now, &zone, 2),
-        _ => Vec::new(),
-    };
+    let fires = schedule.map_or_else(Vec::new, |(schedule, zone)| {
+        schedule.recent_fires(now, zone, 2)
+    });
     let reference = status.last_backup.as_ref().map(|b| b.time.0).or(since);
     if let (Some(reference), Some(second)) = (reference, fires.get(1))
         && reference < *second

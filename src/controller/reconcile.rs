@@ -239,14 +239,7 @@ async fn reconcile_stack(cached: Arc<WebtoonStack>, ctx: &Context, key: &str) ->
     .await?;
     ctx.metrics.set_ready(key, Some(ready));
     let mut wakeup = next_wakeup(&validated, now);
-    if backups.is_some()
-        && let Some(fire) = validated
-            .spec
-            .database
-            .backup
-            .as_ref()
-            .and_then(|b| backups::next_fire(b, now))
-    {
+    if let Some(fire) = backups.as_ref().and_then(|b| b.next_fire) {
         // Staleness is judged at the schedule's fire times; a stuck Job changes nothing
         // that is watched, so the stack is looked at again just after each one.
         wakeup = wakeup.min(fire + Duration::from_secs(5));
