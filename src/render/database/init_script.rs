@@ -19,6 +19,17 @@ pub const INIT_DIR: &str = "/docker-entrypoint-initdb.d";
 /// File name of the init script; it sorts before the restore script.
 pub const INIT_SCRIPT: &str = "10-webtoon-init.sh";
 
+/// A shell function printing its argument as an SQL string literal, whatever
+/// characters it holds, for scripts that put passwords from the environment into SQL.
+pub(super) const SQL_STRING: &str = r#"# A password as an SQL string literal, whatever characters it holds.
+sql_string() {
+  local s=$1
+  s=${s//\\/\\\\}
+  s=${s//\'/\'\'}
+  printf "'%s'" "$s"
+}
+"#;
+
 /// Environment variable holding the application user's password.
 pub const APP_PASSWORD_ENV: &str = "WEBTOON_DB_PASSWORD";
 /// Environment variable holding the backup user's password.
@@ -66,14 +77,7 @@ for var in {ROOT_PASSWORD_ENV} {APP_PASSWORD_ENV} {BACKUP_PASSWORD_ENV}; do
     exit 1
   fi
 done
-# A password as an SQL string literal, whatever characters it holds.
-sql_string() {{
-  local s=$1
-  s=${{s//\\/\\\\}}
-  s=${{s//\'/\'\'}}
-  printf "'%s'" "$s"
-}}
-MYSQL_PWD="${ROOT_PASSWORD_ENV}" mariadb --protocol=socket --user=root <<SQL
+{SQL_STRING}MYSQL_PWD="${ROOT_PASSWORD_ENV}" mariadb --protocol=socket --user=root <<SQL
 CREATE DATABASE IF NOT EXISTS \`{db}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY $(sql_string "${APP_PASSWORD_ENV}");
 GRANT {APP_PRIVILEGES} ON \`{db}\`.* TO '{user}'@'%';

@@ -13,7 +13,7 @@
 
 use k8s_openapi::api::core::v1::{Container, EnvVar};
 
-use super::init_script::{APP_PRIVILEGES, admin_user, backup_user};
+use super::init_script::{APP_PRIVILEGES, SQL_STRING, admin_user, backup_user};
 use super::{PORT, service_name};
 use crate::api::ValidatedStack;
 use crate::render::credentials::{
@@ -65,14 +65,7 @@ need WEBTOON_DB_HOST WEBTOON_DB_PORT WEBTOON_DB_ADMIN_PASSWORD {FROM_ACCOUNT_ENV
 for account in "${FROM_ACCOUNT_ENV}" ${{{TO_ACCOUNT_ENV}:+"${TO_ACCOUNT_ENV}"}}; do
   [[ $account =~ ^[A-Za-z][A-Za-z0-9_]*$ ]] || fail "'$account' is not an account name"
 done
-# A password as an SQL string literal, whatever characters it holds.
-sql_string() {{
-  local s=$1
-  s=${{s//\\/\\\\}}
-  s=${{s//\'/\'\'}}
-  printf "'%s'" "$s"
-}}
-client() {{
+{SQL_STRING}client() {{
   MYSQL_PWD="$1" mariadb --protocol=tcp --host="$WEBTOON_DB_HOST" --port="$WEBTOON_DB_PORT" \
     --user='{admin}' --connect-timeout=5 --batch --skip-column-names
 }}
