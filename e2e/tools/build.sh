@@ -4,7 +4,8 @@
 # Prints one line per tool: NAME=PATH. The Go toolchain comes through the module
 # proxy when a module asks for a newer one than the machine's (GOTOOLCHAIN=auto).
 #
-#   e2e/tools/build.sh [kubernetes|kubernetes-oldest|etcd|kwok|actionlint|helm|prometheus|versitygw ...]
+#   e2e/tools/build.sh [kubernetes|kubernetes-oldest|etcd|kwok|actionlint|helm|prometheus|versitygw
+#                       |nginx-exporter|nginxlog-exporter|mysqld-exporter|redis-exporter ...]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -64,7 +65,8 @@ kubernetes_ldflags() {
 }
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(kubernetes kubernetes-oldest etcd kwok actionlint helm prometheus versitygw)
+[ ${#tools[@]} -gt 0 ] || tools=(kubernetes kubernetes-oldest etcd kwok actionlint helm prometheus versitygw
+  nginx-exporter nginxlog-exporter mysqld-exporter redis-exporter)
 for tool in "${tools[@]}"; do
   case "$tool" in
     kubernetes | kubernetes-oldest)
@@ -92,6 +94,20 @@ for tool in "${tools[@]}"; do
     versitygw)
       v="$(version_of versitygw github.com/versity/versitygw)"
       build versitygw "$root/.tools/versitygw-$v" "-X main.Version=$v" ;;
+    nginx-exporter)
+      v="$(version_of nginx-exporter github.com/nginx/nginx-prometheus-exporter)"
+      build nginx-exporter "$root/.tools/nginx-prometheus-exporter-$v" \
+        "-X github.com/prometheus/common/version.Version=${v#v}" ;;
+    nginxlog-exporter)
+      v="$(version_of nginxlog-exporter github.com/martin-helmich/prometheus-nginxlog-exporter)"
+      build nginxlog-exporter "$root/.tools/prometheus-nginxlog-exporter-$v" "-X main.version=$v" ;;
+    mysqld-exporter)
+      v="$(version_of mysqld-exporter github.com/prometheus/mysqld_exporter)"
+      build mysqld-exporter "$root/.tools/mysqld_exporter-$v" \
+        "-X github.com/prometheus/common/version.Version=${v#v}" ;;
+    redis-exporter)
+      v="$(version_of redis-exporter github.com/oliver006/redis_exporter)"
+      build redis-exporter "$root/.tools/redis_exporter-$v" "-X main.BuildVersion=${v#v}" ;;
     *) echo "unknown tool $tool" >&2; exit 2 ;;
   esac
 done
