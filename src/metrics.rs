@@ -65,6 +65,63 @@ pub struct BackupFailureLabels {
     pub kind: String,
 }
 
+/// Labels of the per-tier replica gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct TierReplicaLabels {
+    /// Namespace of the stack.
+    pub namespace: String,
+    /// Name of the stack.
+    pub stack: String,
+    /// `proxy`, `was`, `database` or `cache`.
+    pub tier: String,
+    /// `desired` or `ready`.
+    pub state: String,
+}
+
+/// Labels of the autoscaler bounds gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct BoundLabels {
+    /// Namespace of the stack.
+    pub namespace: String,
+    /// Name of the stack.
+    pub stack: String,
+    /// `proxy` or `was`.
+    pub tier: String,
+    /// `min` (raised by an active schedule) or `max`.
+    pub bound: String,
+}
+
+/// Labels of the scaling schedule gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct ScheduleLabels {
+    /// Namespace of the stack.
+    pub namespace: String,
+    /// Name of the stack.
+    pub stack: String,
+    /// Name of the schedule.
+    pub schedule: String,
+}
+
+/// How one stack's tiers stand, as the dashboard compares them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StackScale {
+    /// Per tier: name, desired replicas, ready replicas.
+    pub tiers: Vec<(&'static str, i32, i32)>,
+    /// Per autoscaling tier: name, min (with an active schedule's floor), max.
+    pub bounds: Vec<(&'static str, i32, i32)>,
+    /// Per schedule: name, whether it is in force.
+    pub schedules: Vec<(String, bool)>,
+}
+
+/// The series one stack's [`StackScale`] last set, so that those it no longer has
+/// (a schedule removed, autoscaling turned off) disappear.
+#[derive(Default)]
+struct ScaleSeries {
+    tiers: Vec<TierReplicaLabels>,
+    bounds: Vec<BoundLabels>,
+    schedules: Vec<ScheduleLabels>,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     registry: Registry,
@@ -79,6 +136,10 @@ pub struct Metrics {
     verified_time: Family<StackLabels, Gauge>,
     backups_healthy: Family<StackLabels, Gauge>,
     backup_failures: Family<BackupFailureLabels, Counter>,
+    tier_replicas: Family<TierReplicaLabels, Gauge>,
+    autoscaling_replicas: Family<BoundLabels, Gauge>,
+    schedule_active: Family<ScheduleLabels, Gauge>,
+    scale_series: Mutex<BTreeMap<String, ScaleSeries>>,
     readiness: Mutex<BTreeMap<String, bool>>,
     watching: AtomicBool,
     standby: AtomicBool,
@@ -99,7 +160,25 @@ impl Default for Metrics {
         let verified_time = Family::<StackLabels, Gauge>::default();
         let backups_healthy = Family::<StackLabels, Gauge>::default();
         let backup_failures = Family::<BackupFailureLabels, Counter>::default();
+        let tier_replicas = Family::<TierReplicaLabels, Gauge>::default();
+        let autoscaling_replicas = Family::<BoundLabels, Gauge>::default();
+        let schedule_active = Family::<ScheduleLabels, Gauge>::default();
         registry.register("reconciles", "Reconciles started", reconciles.clone());
+        registry.register(
+            "tier_replicas",
+            "Replicas of a stack's tier: desired now, and ready",
+            tier_replicas.clone(),
+        );
+        registry.register(
+            "autoscaling_replicas",
+            "Bounds of a tier's autoscaler: min (raised while a schedule is in force) and max",
+            autoscaling_replicas.clone(),
+        );
+        registry.register(
+            "scaling_schedule_active",
+            "1 while a stack's scaling schedule is in force, else 0",
+            schedule_active.clone(),
+        );
         registry.register(
             "backup_last_success_timestamp_seconds",
             "When the newest backup of a stack started (Unix time)",
@@ -158,6 +237,10 @@ impl Default for Metrics {
             verified_time,
             backups_healthy,
             backup_failures,
+            tier_replicas,
+            autoscaling_replicas,
+            schedule_active,
+            scale_series: Mutex::new(BTreeMap::new()),
             reconciles,
             errors,
             duration,
@@ -226,6 +309,67 @@ impl Metrics {
         self.backups_healthy
             .get_or_create(&labels)
             .set(i64::from(healthy));
+    }
+
+    /// Records how a stack's tiers stand; `None` forgets the stack's series.
+    pub fn set_scale(&self, namespace: &str, stack: &str, scale: Option<&StackScale>) {
+        let Ok(mut series) = self.scale_series.lock() else {
+            return;
+        };
+        let key = format!("{namespace}/{stack}");
+        let old = series.remove(&key).unwrap_or_default();
+        let mut new = ScaleSeries::default();
+        for (tier, desired, ready) in scale.map(|s| s.tiers.as_slice()).unwrap_or_default() {
+            for (state, value) in [("desired", desired), ("ready", ready)] {
+                let labels = TierReplicaLabels {
+                    namespace: namespace.to_string(),
+                    stack: stack.to_string(),
+                    tier: tier.to_string(),
+                    state: state.to_string(),
+                };
+                self.tier_replicas
+                    .get_or_create(&labels)
+                    .set(i64::from(*value));
+                new.tiers.push(labels);
+            }
+        }
+        for (tier, min, max) in scale.map(|s| s.bounds.as_slice()).unwrap_or_default() {
+            for (bound, value) in [("min", min), ("max", max)] {
+                let labels = BoundLabels {
+                    namespace: namespace.to_string(),
+                    stack: stack.to_string(),
+                    tier: tier.to_string(),
+                    bound: bound.to_string(),
+                };
+                self.autoscaling_replicas
+                    .get_or_create(&labels)
+                    .set(i64::from(*value));
+                new.bounds.push(labels);
+            }
+        }
+        for (name, active) in scale.map(|s| s.schedules.as_slice()).unwrap_or_default() {
+            let labels = ScheduleLabels {
+                namespace: namespace.to_string(),
+                stack: stack.to_string(),
+                schedule: name.clone(),
+            };
+            self.schedule_active
+                .get_or_create(&labels)
+                .set(i64::from(*active));
+            new.schedules.push(labels);
+        }
+        for labels in old.tiers.iter().filter(|l| !new.tiers.contains(l)) {
+            self.tier_replicas.remove(labels);
+        }
+        for labels in old.bounds.iter().filter(|l| !new.bounds.contains(l)) {
+            self.autoscaling_replicas.remove(labels);
+        }
+        for labels in old.schedules.iter().filter(|l| !new.schedules.contains(l)) {
+            self.schedule_active.remove(labels);
+        }
+        if scale.is_some() {
+            series.insert(key, new);
+        }
     }
 
     /// Counts a failed backup (`kind` `backup`) or verification (`verify`) of a stack.
@@ -368,4 +512,45 @@ pub async fn serve(
     axum::serve(listener, router(metrics))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stacks_scale_series_follow_its_spec_and_go_with_it() {
+        let metrics = Metrics::default();
+        let sale = StackScale {
+            tiers: vec![("was", 12, 9), ("database", 1, 1)],
+            bounds: vec![("was", 12, 20)],
+            schedules: vec![("half-price-sale".to_string(), true)],
+        };
+        metrics.set_scale("webtoon", "toon", Some(&sale));
+        let text = metrics.encode();
+        for line in [
+            r#"webtoon_tier_replicas{namespace="webtoon",stack="toon",tier="was",state="desired"} 12"#,
+            r#"webtoon_tier_replicas{namespace="webtoon",stack="toon",tier="was",state="ready"} 9"#,
+            r#"webtoon_autoscaling_replicas{namespace="webtoon",stack="toon",tier="was",bound="min"} 12"#,
+            r#"webtoon_autoscaling_replicas{namespace="webtoon",stack="toon",tier="was",bound="max"} 20"#,
+            r#"webtoon_scaling_schedule_active{namespace="webtoon",stack="toon",schedule="half-price-sale"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+
+        let after = StackScale {
+            tiers: vec![("was", 2, 2)],
+            bounds: Vec::new(),
+            schedules: Vec::new(),
+        };
+        metrics.set_scale("webtoon", "toon", Some(&after));
+        let text = metrics.encode();
+        assert!(text.contains(r#"tier="was",state="ready"} 2"#), "{text}");
+        assert!(!text.contains("database"), "{text}");
+        assert!(!text.contains(r#"bound="min""#), "{text}");
+        assert!(!text.contains("half-price-sale"), "{text}");
+
+        metrics.set_scale("webtoon", "toon", None);
+        assert!(!metrics.encode().contains(r#"stack="toon""#));
+    }
 }

@@ -57,7 +57,7 @@ fn every_rule_is_covered_by_a_case() {
         .collect();
     let all: BTreeSet<(String, String)> = rules.into_iter().map(|(p, r, _)| (p, r)).collect();
     assert_eq!(covered, all, "every rule needs an accept and a reject case");
-    assert_eq!(all.len(), 28);
+    assert_eq!(all.len(), 32);
 }
 
 #[test]

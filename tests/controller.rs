@@ -918,7 +918,7 @@ async fn the_operator_uses_exactly_the_permissions_its_role_grants() {
         c.reconcile("megatoon").await.expect("migration started");
         c.reconcile("megatoon").await.expect("backup job read");
     }
-    spec_change(json!({"spec": {"was": {"autoscaling": null}, "network": {"policies": false}}}))
+    spec_change(json!({"spec": {"was": {"autoscaling": null}, "network": {"policies": false}, "monitoring": null}}))
         .await;
     c.reconcile("megatoon").await.expect("prune");
     spec_change(json!({"spec": {

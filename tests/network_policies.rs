@@ -740,3 +740,96 @@ spec:
         );
     }
 }
+
+#[test]
+fn prometheus_reaches_every_metrics_port_and_no_other_port() {
+    let (stack, children) = stack_and_children(
+        r#"
+apiVersion: webtoon.io/v1alpha1
+kind: WebtoonStack
+metadata: {name: megatoon, namespace: webtoon}
+spec:
+  hosts: [megatoon.example]
+  was: {image: "registry.example/megatoon/was:1.4.2", port: 8080}
+  network: {ingressFromCIDRs: [203.0.113.0/24]}
+  monitoring:
+    prometheusNamespace: monitoring
+    prometheusPodLabels: {app.kubernetes.io/name: prometheus}
+    was: {port: 9090}
+"#,
+    );
+    let mut all = endpoints(&stack, &children);
+    all.push(pod(
+        "prometheus",
+        "10.244.3.5",
+        "monitoring",
+        &[("app.kubernetes.io/name", "prometheus")],
+    ));
+    all.push(pod(
+        "grafana",
+        "10.244.3.6",
+        "monitoring",
+        &[("app.kubernetes.io/name", "grafana")],
+    ));
+    all.push(pod(
+        "prometheus-elsewhere",
+        "10.244.4.5",
+        "intruders",
+        &[("app.kubernetes.io/name", "prometheus")],
+    ));
+    // Every port any pod of the stack listens on, and the metrics ports.
+    let ports: Vec<Port> = [8080, 8443, 8081, 3306, 6379, 9113, 4040, 9104, 9121, 9090]
+        .into_iter()
+        .map(Port::tcp)
+        .collect();
+    let scrapers = ["prometheus", "grafana", "prometheus-elsewhere"];
+    let stack_pods = ["proxy", "was", "database", "cache"];
+    let sources: Vec<Endpoint> = all
+        .iter()
+        .filter(|e| scrapers.contains(&e.name.as_str()))
+        .cloned()
+        .collect();
+    let open: BTreeSet<String> = matrix(&children.network_policies, &all, &ports)
+        .into_iter()
+        .filter(|line| {
+            sources
+                .iter()
+                .any(|s| line.starts_with(&format!("{} ->", s.name)))
+                && stack_pods
+                    .iter()
+                    .any(|p| line.contains(&format!("-> {p}:")))
+        })
+        .collect();
+    let expected: BTreeSet<String> = [
+        "prometheus -> proxy:9113/TCP",
+        "prometheus -> proxy:4040/TCP",
+        "prometheus -> database:9104/TCP",
+        "prometheus -> cache:9121/TCP",
+        "prometheus -> was:9090/TCP",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(
+        open, expected,
+        "only Prometheus, only its namespace, only the metrics ports"
+    );
+
+    // Without monitoring, no metrics port is open to anyone.
+    let (plain, plain_children) = stack_and_children(STACK);
+    let mut all = endpoints(&plain, &plain_children);
+    all.push(pod(
+        "prometheus",
+        "10.244.3.5",
+        "monitoring",
+        &[("app.kubernetes.io/name", "prometheus")],
+    ));
+    let open = matrix(&plain_children.network_policies, &all, &ports);
+    assert!(
+        !open.iter().any(|l| l.starts_with("prometheus ->")
+            && stack_pods.iter().any(|p| l.contains(&format!("-> {p}:")))
+            && !l.contains(":8080/")
+            && !l.contains(":8443/")),
+        "{open:#?}"
+    );
+}

@@ -283,9 +283,14 @@ async fn run_watches_every_owned_kind_turns_ready_and_stops_on_sigterm() {
         );
         used.insert((group, resource, verb));
     }
-    // Listed by a reconcile during a rollout, never watched: the controller test holds
-    // them to the role and the rollback scenarios of the e2e suite use them.
-    const LISTED_BY_ROLLOUTS: [(&str, &str); 2] = [("", "pods"), ("apps", "replicasets")];
+    // Listed by a reconcile during a rollout or a prune, never watched: the controller
+    // test holds them to the role, and the e2e suite's rollback and monitoring
+    // scenarios use them.
+    const LISTED_BY_ROLLOUTS: [(&str, &str); 3] = [
+        ("", "pods"),
+        ("apps", "replicasets"),
+        ("monitoring.coreos.com", "podmonitors"),
+    ];
     for permission in PERMISSIONS
         .iter()
         .filter(|p| !p.cluster_scoped)

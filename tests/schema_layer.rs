@@ -2,7 +2,9 @@
 //! switch on the optional parts, and from a stack whose migration's Jobs exist) is
 //! valid Kubernetes for the oldest (1.32) and the newest version
 //! `kubernetes-validate` knows, in strict mode; the generated CRD is a valid CRD.
-//! Every example also validates against the CRD's own schema.
+//! Every example also validates against the CRD's own schema. PodMonitors, which
+//! kubernetes-validate has no schema for, validate against the Prometheus Operator's
+//! own CRD.
 
 mod common;
 
@@ -50,6 +52,40 @@ fn job_resources(stack: &ValidatedStack, observed: &Observed) -> Vec<String> {
     jobs
 }
 
+/// The PodMonitors of a rendered multi-document YAML, and the other documents.
+fn split_pod_monitors(yaml: &str) -> (Vec<serde_json::Value>, String) {
+    let mut monitors = Vec::new();
+    let mut rest = String::new();
+    // render_yaml starts every document with a `---` line.
+    for document in yaml.split("---\n").filter(|d| !d.trim().is_empty()) {
+        let value: serde_json::Value = serde_saphyr::from_str(document).expect("rendered YAML");
+        if value["kind"] == "PodMonitor" {
+            monitors.push(value);
+        } else {
+            rest.push_str("---\n");
+            rest.push_str(document);
+        }
+    }
+    (monitors, rest)
+}
+
+/// A JSON-schema validator for the Prometheus Operator's PodMonitor CRD (v1).
+fn pod_monitor_validator() -> jsonschema::Validator {
+    let dir = std::env::var("WEBTOON_MONITORING_CRDS")
+        .expect("WEBTOON_MONITORING_CRDS names the Prometheus Operator's CRDs: run e2e/tools/monitoring-crds.sh");
+    let text = std::fs::read_to_string(
+        std::path::Path::new(&dir).join("monitoring.coreos.com_podmonitors.yaml"),
+    )
+    .expect("the PodMonitor CRD is readable");
+    let crd: serde_json::Value = serde_saphyr::from_str(&text).expect("the CRD is YAML");
+    let schema = crd["spec"]["versions"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["name"] == "v1"))
+        .map(|v| v["schema"]["openAPIV3Schema"].clone())
+        .expect("the CRD has a v1 schema");
+    jsonschema::validator_for(&schema).expect("the PodMonitor schema is a JSON schema")
+}
+
 #[test]
 fn rendered_objects_are_valid_kubernetes_for_oldest_and_newest_versions() {
     let dir = TempDir::new("schema-layer");
@@ -65,6 +101,7 @@ fn rendered_objects_are_valid_kubernetes_for_oldest_and_newest_versions() {
     }
     stacks.push(stack_from_yaml(MIGRATION_STACK));
     let mut jobs = Vec::new();
+    let mut pod_monitors = Vec::new();
     for stack in &stacks {
         for (suffix, observed) in [
             ("offline", Observed::default()),
@@ -78,7 +115,9 @@ fn rendered_objects_are_valid_kubernetes_for_oldest_and_newest_versions() {
             ),
         ] {
             let path = dir.0.join(format!("{}-{suffix}.yaml", stack.name));
-            let yaml = render_yaml(stack, &observed).expect("render");
+            let rendered = render_yaml(stack, &observed).expect("render");
+            let (monitors, yaml) = split_pod_monitors(&rendered);
+            pod_monitors.extend(monitors);
             if stack.spec.was.migration.is_some() {
                 for job in job_resources(stack, &observed) {
                     let name = job.trim_start_matches("job/");
@@ -92,6 +131,18 @@ fn rendered_objects_are_valid_kubernetes_for_oldest_and_newest_versions() {
         }
     }
     assert!(jobs.len() >= 2, "a migration's Jobs are rendered");
+    assert!(
+        !pod_monitors.is_empty(),
+        "a stack with monitoring has a PodMonitor"
+    );
+    let validator = pod_monitor_validator();
+    for monitor in &pod_monitors {
+        let errors: Vec<String> = validator
+            .iter_errors(monitor)
+            .map(|e| format!("{}: {e}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "PodMonitor {monitor}: {errors:#?}");
+    }
     files.push(root().join("crds/webtoonstacks.webtoon.io.yaml"));
 
     for version in [OLDEST, NEWEST] {

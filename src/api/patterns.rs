@@ -65,3 +65,6 @@ pub const BUCKET: &str = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$";
 
 /// An object key prefix of `/`-separated segments, ending with `/`.
 pub const OBJECT_PREFIX: &str = r"^([A-Za-z0-9_=+@,-][A-Za-z0-9._=+@,-]*/)+$";
+
+/// A Prometheus scrape interval in whole seconds or minutes, such as `30s` or `1m`.
+pub const SCRAPE_INTERVAL: &str = r"^[1-9][0-9]{0,3}(s|m)$";

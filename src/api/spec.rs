@@ -94,6 +94,146 @@ pub struct WebtoonStackSpec {
     /// The generated credentials of the embedded database and cache, and their rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<CredentialsSpec>,
+
+    /// Prometheus metrics of every tier, from an exporter beside each one, and a
+    /// PodMonitor for the Prometheus Operator. Absent: no exporter runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringSpec>,
+}
+
+/// Prometheus metrics of the stack: nginx's connections and its access log's
+/// requests, statuses and latencies, MariaDB's and Redis's server status, and the
+/// WAS's own metrics when it exports them.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitoringSpec {
+    /// Namespace Prometheus runs in: the NetworkPolicies admit its pods to the
+    /// exporters' metrics ports and to nothing else.
+    #[serde(default = "default_prometheus_namespace")]
+    #[schemars(length(min = 1, max = 63), pattern(patterns::DNS_LABEL))]
+    pub prometheus_namespace: String,
+    /// Labels of the Prometheus pods in that namespace; empty admits every pod there.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 16))]
+    pub prometheus_pod_labels: BTreeMap<String, String>,
+    /// How often Prometheus scrapes the stack's pods (the PodMonitor's interval).
+    #[serde(default = "default_scrape_interval")]
+    #[schemars(length(max = 8), pattern(patterns::SCRAPE_INTERVAL))]
+    pub interval: String,
+    /// Labels of the stack's PodMonitor, so that a Prometheus's `podMonitorSelector`
+    /// picks it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 16))]
+    pub pod_monitor_labels: BTreeMap<String, String>,
+    /// The WAS's own metrics endpoint, scraped beside the exporters. Absent: the WAS
+    /// is not scraped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub was: Option<WasMetricsSpec>,
+    /// Images of the exporters, pinned by tag.
+    #[serde(default)]
+    pub images: ExporterImages,
+}
+
+/// Where the WAS serves its own Prometheus metrics.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WasMetricsSpec {
+    /// Port of the metrics endpoint; it may be the WAS's own port.
+    #[schemars(range(min = 1024, max = 65535))]
+    pub port: i32,
+    /// HTTP path of the metrics endpoint.
+    #[serde(default = "default_metrics_path")]
+    #[schemars(length(max = 256), pattern(patterns::URL_PATH))]
+    pub path: String,
+}
+
+/// Images of the exporters. Each must honour the flags and environment of the
+/// upstream image of the same version.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExporterImages {
+    /// nginx-prometheus-exporter, which reads nginx's `stub_status`.
+    #[serde(default = "default_nginx_exporter_image")]
+    #[schemars(length(max = 512), pattern(patterns::IMAGE))]
+    #[x_kube(validation = Rule::new("!self.endsWith(':latest')").message("image tags must be pinned: replace :latest with a version tag or a digest"))]
+    pub nginx: String,
+    /// prometheus-nginxlog-exporter, which counts nginx's access log.
+    #[serde(default = "default_nginx_log_exporter_image")]
+    #[schemars(length(max = 512), pattern(patterns::IMAGE))]
+    #[x_kube(validation = Rule::new("!self.endsWith(':latest')").message("image tags must be pinned: replace :latest with a version tag or a digest"))]
+    pub nginx_log: String,
+    /// mysqld_exporter.
+    #[serde(default = "default_mysqld_exporter_image")]
+    #[schemars(length(max = 512), pattern(patterns::IMAGE))]
+    #[x_kube(validation = Rule::new("!self.endsWith(':latest')").message("image tags must be pinned: replace :latest with a version tag or a digest"))]
+    pub mysqld: String,
+    /// redis_exporter.
+    #[serde(default = "default_redis_exporter_image")]
+    #[schemars(length(max = 512), pattern(patterns::IMAGE))]
+    #[x_kube(validation = Rule::new("!self.endsWith(':latest')").message("image tags must be pinned: replace :latest with a version tag or a digest"))]
+    pub redis: String,
+}
+
+/// Default nginx-prometheus-exporter image.
+pub const DEFAULT_NGINX_EXPORTER_IMAGE: &str = "nginx/nginx-prometheus-exporter:1.5.1";
+/// Default prometheus-nginxlog-exporter image.
+pub const DEFAULT_NGINX_LOG_EXPORTER_IMAGE: &str =
+    "ghcr.io/martin-helmich/prometheus-nginxlog-exporter/exporter:v1.11.0";
+/// Default mysqld_exporter image.
+pub const DEFAULT_MYSQLD_EXPORTER_IMAGE: &str = "prom/mysqld-exporter:v0.19.0";
+/// Default redis_exporter image.
+pub const DEFAULT_REDIS_EXPORTER_IMAGE: &str = "oliver006/redis_exporter:v1.82.0";
+
+fn default_nginx_exporter_image() -> String {
+    DEFAULT_NGINX_EXPORTER_IMAGE.to_string()
+}
+
+fn default_nginx_log_exporter_image() -> String {
+    DEFAULT_NGINX_LOG_EXPORTER_IMAGE.to_string()
+}
+
+fn default_mysqld_exporter_image() -> String {
+    DEFAULT_MYSQLD_EXPORTER_IMAGE.to_string()
+}
+
+fn default_redis_exporter_image() -> String {
+    DEFAULT_REDIS_EXPORTER_IMAGE.to_string()
+}
+
+impl Default for ExporterImages {
+    fn default() -> Self {
+        Self {
+            nginx: default_nginx_exporter_image(),
+            nginx_log: default_nginx_log_exporter_image(),
+            mysqld: default_mysqld_exporter_image(),
+            redis: default_redis_exporter_image(),
+        }
+    }
+}
+
+fn default_prometheus_namespace() -> String {
+    "monitoring".to_string()
+}
+
+fn default_scrape_interval() -> String {
+    "30s".to_string()
+}
+
+fn default_metrics_path() -> String {
+    "/metrics".to_string()
+}
+
+impl Default for MonitoringSpec {
+    fn default() -> Self {
+        Self {
+            prometheus_namespace: default_prometheus_namespace(),
+            prometheus_pod_labels: BTreeMap::new(),
+            interval: default_scrape_interval(),
+            pod_monitor_labels: BTreeMap::new(),
+            was: None,
+            images: ExporterImages::default(),
+        }
+    }
 }
 
 /// Request ID of a credentials rotation: letters, digits and `._:+-`, such as a date

@@ -139,6 +139,8 @@ static SQL_IDENTIFIER: LazyLock<Regex> =
     LazyLock::new(|| patterns::compiled(patterns::SQL_IDENTIFIER));
 static BACKUP_NAME: LazyLock<Regex> = LazyLock::new(|| patterns::compiled(patterns::BACKUP_NAME));
 static RFC3339: LazyLock<Regex> = LazyLock::new(|| patterns::compiled(patterns::RFC3339));
+static SCRAPE_INTERVAL: LazyLock<Regex> =
+    LazyLock::new(|| patterns::compiled(patterns::SCRAPE_INTERVAL));
 static ROTATION_REQUEST_ID_RE: LazyLock<Regex> =
     LazyLock::new(|| patterns::compiled(ROTATION_REQUEST_ID));
 static NETWORK_HOST: LazyLock<Regex> =
@@ -294,6 +296,71 @@ impl Checker {
         self.network_peers(&spec.network);
         self.schedules(spec);
         self.credentials(spec);
+        if let Some(monitoring) = &spec.monitoring {
+            self.monitoring(monitoring);
+        }
+    }
+
+    /// `spec.monitoring`: a namespace and labels the API server takes in a selector
+    /// and in metadata, an interval Prometheus parses, pinned images.
+    fn monitoring(&mut self, monitoring: &MonitoringSpec) {
+        self.pattern(
+            "spec.monitoring.prometheusNamespace",
+            &monitoring.prometheus_namespace,
+            &DNS_LABEL,
+            63,
+            "a namespace name: use the namespace Prometheus runs in, such as monitoring",
+        );
+        self.labels(
+            "spec.monitoring.prometheusPodLabels",
+            &monitoring.prometheus_pod_labels,
+        );
+        self.labels(
+            "spec.monitoring.podMonitorLabels",
+            &monitoring.pod_monitor_labels,
+        );
+        self.pattern(
+            "spec.monitoring.interval",
+            &monitoring.interval,
+            &SCRAPE_INTERVAL,
+            8,
+            "a scrape interval in whole seconds or minutes, such as 30s or 1m",
+        );
+        if let Some(was) = &monitoring.was {
+            self.range("spec.monitoring.was.port", was.port.into(), 1024, 65535);
+            self.url_path("spec.monitoring.was.path", &was.path, "/metrics");
+        }
+        let images = &monitoring.images;
+        self.image("spec.monitoring.images.nginx", &images.nginx);
+        self.image("spec.monitoring.images.nginxLog", &images.nginx_log);
+        self.image("spec.monitoring.images.mysqld", &images.mysqld);
+        self.image("spec.monitoring.images.redis", &images.redis);
+    }
+
+    /// A map used as Kubernetes labels: qualified-name keys, short label values.
+    fn labels(&mut self, path: &str, labels: &std::collections::BTreeMap<String, String>) {
+        if labels.len() > 16 {
+            self.error(
+                path,
+                format!("has {} labels; the limit is 16: drop some", labels.len()),
+            );
+        }
+        for (key, value) in labels {
+            if !is_qualified_name(key) {
+                self.error(
+                    format!("{path}[{key:?}]"),
+                    "is not a label key: use a name of letters, digits, `-`, `_` and `.`, with an optional DNS prefix, such as app.kubernetes.io/name",
+                );
+            }
+            if value.len() > 63 || !(value.is_empty() || QUALIFIED_NAME.is_match(value)) {
+                self.error(
+                    format!("{path}[{key:?}]"),
+                    format!(
+                        "{value:?} is not a label value: use at most 63 letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit, such as prometheus"
+                    ),
+                );
+            }
+        }
     }
 
     /// `spec.credentials`: a request ID of the allowed shape, a sane interval, and
@@ -1537,6 +1604,7 @@ mod tests {
             patterns::OBJECT_STORE_ENDPOINT,
             patterns::BUCKET,
             patterns::OBJECT_PREFIX,
+            patterns::SCRAPE_INTERVAL,
         ] {
             assert!(Regex::new(p).is_ok(), "{p}");
         }

@@ -10,13 +10,14 @@ use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::render::Children;
-use crate::render::meta::{MANAGER, checksum};
+use crate::render::meta::{INSTANCE_LABEL, MANAGER, checksum};
+use crate::render::monitoring::pod_monitor::PodMonitor;
 use crate::{Error, Result};
 
 /// Annotation with the hash of the object as last applied by the operator.
@@ -250,10 +251,48 @@ async fn create_missing_jobs(client: &Client, namespace: &str, jobs: &[Job]) -> 
     Ok(created)
 }
 
+/// Applies the PodMonitors where the Prometheus Operator's CRDs are installed. Where
+/// they are not, the API server has no such resource: a list answers 404, and no
+/// write is sent that could only fail.
+async fn apply_pod_monitors(
+    client: &Client,
+    namespace: &str,
+    monitors: &[PodMonitor],
+) -> Result<usize> {
+    let Some(first) = monitors.first() else {
+        return Ok(0);
+    };
+    let api: Api<PodMonitor> = Api::namespaced(client.clone(), namespace);
+    let selector = first
+        .meta()
+        .labels
+        .iter()
+        .flatten()
+        .filter(|(k, _)| k.as_str() == INSTANCE_LABEL)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    match api.list(&ListParams::default().labels(&selector)).await {
+        Err(e) if is_not_served(&e) => {
+            tracing::debug!("no PodMonitor resource in this cluster; the stack's is not applied");
+            return Ok(0);
+        }
+        Err(e) => return Err(Error::kube("list", "PodMonitor", "", e)),
+        Ok(_) => {}
+    }
+    apply_with(&api, monitors).await
+}
+
+/// Whether an error means the API server does not serve the resource at all, as for
+/// the kinds of a CRD that is not installed.
+pub fn is_not_served(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
+}
+
 /// Applies every child in dependency order: network policies, configuration,
 /// secrets and volumes, then services, the data tier and its backup schedule, the
-/// migration Jobs, the WAS and the proxy, then autoscalers and budgets.
-/// Returns the number of objects written.
+/// migration Jobs, the WAS and the proxy, then autoscalers and budgets, then the
+/// PodMonitor. Returns the number of objects written.
 pub async fn apply_all(client: &Client, namespace: &str, children: &Children) -> Result<usize> {
     // Destructured without `..`: a kind that render builds but apply forgets will not compile.
     let Children {
@@ -269,6 +308,7 @@ pub async fn apply_all(client: &Client, namespace: &str, children: &Children) ->
         deployments,
         horizontal_pod_autoscalers,
         pod_disruption_budgets,
+        pod_monitors,
     } = children;
     let mut written = 0;
     // Isolation first, so that no pod of the stack ever runs unprotected.
@@ -287,6 +327,7 @@ pub async fn apply_all(client: &Client, namespace: &str, children: &Children) ->
     written += apply_namespaced(client, namespace, deployments).await?;
     written += apply_namespaced(client, namespace, horizontal_pod_autoscalers).await?;
     written += apply_namespaced(client, namespace, pod_disruption_budgets).await?;
+    written += apply_pod_monitors(client, namespace, pod_monitors).await?;
     Ok(written)
 }
 

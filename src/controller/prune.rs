@@ -17,9 +17,11 @@ use kube::api::{Api, DeleteParams, ListParams};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 
+use super::apply::is_not_served;
 use crate::api::ValidatedStack;
 use crate::render::Children;
 use crate::render::meta::{INSTANCE_LABEL, MANAGER};
+use crate::render::monitoring::pod_monitor::PodMonitor;
 use crate::{Error, Result};
 
 fn names<K: Resource>(objects: &[K]) -> BTreeSet<String> {
@@ -72,6 +74,18 @@ where
     Ok(deleted)
 }
 
+/// Prunes PodMonitors where the Prometheus Operator's CRDs are installed.
+async fn prune_pod_monitors(
+    client: &Client,
+    stack: &ValidatedStack,
+    wanted: BTreeSet<String>,
+) -> Result<usize> {
+    match prune_kind::<PodMonitor>(client, stack, wanted).await {
+        Err(Error::Kube { source, .. }) if is_not_served(&source) => Ok(0),
+        other => other,
+    }
+}
+
 /// Deletes owned stateless children that `children` no longer holds; returns how many.
 pub async fn prune(client: &Client, stack: &ValidatedStack, children: &Children) -> Result<usize> {
     let mut deleted = 0;
@@ -93,6 +107,7 @@ pub async fn prune(client: &Client, stack: &ValidatedStack, children: &Children)
     deleted += prune_kind::<StatefulSet>(client, stack, names(&children.stateful_sets)).await?;
     deleted += prune_kind::<Service>(client, stack, names(&children.services)).await?;
     deleted += prune_kind::<ConfigMap>(client, stack, names(&children.config_maps)).await?;
+    deleted += prune_pod_monitors(client, stack, names(&children.pod_monitors)).await?;
     // Last, so that a pod being pruned is never left without its isolation.
     deleted +=
         prune_kind::<NetworkPolicy>(client, stack, names(&children.network_policies)).await?;

@@ -65,6 +65,13 @@ pub const PERMISSIONS: &[Permission] = &[
     namespaced("policy", "poddisruptionbudgets", STATELESS),
     namespaced("networking.k8s.io", "networkpolicies", STATELESS),
     namespaced("events.k8s.io", "events", &["create", "patch"]),
+    // The stack's PodMonitor, where the Prometheus Operator's CRDs are installed:
+    // applied, and pruned when monitoring is turned off; never watched.
+    namespaced(
+        "monitoring.coreos.com",
+        "podmonitors",
+        &["get", "list", "create", "patch", "delete"],
+    ),
     // The NFS image volume; its claim binds it to one namespace.
     Permission {
         group: "",

@@ -18,7 +18,9 @@ use super::release::{self, Releases, get_opt};
 use super::status::{self, ObservedChildren, condition, is_true};
 use super::{apply, backups, credentials, data_volumes, nfs_volume, prune, rotation};
 use crate::api::{ServiceMode, ValidatedStack, WebtoonStack, WebtoonStackStatus, validate};
+use crate::metrics::StackScale;
 use crate::render::meta::{MANAGER, child_name};
+use crate::render::scaling::{self, Tier};
 use crate::render::storage::images_claim_name;
 use crate::render::{Observed, render};
 use crate::{Error, Result};
@@ -74,6 +76,8 @@ async fn reconcile_stack(cached: Arc<WebtoonStack>, ctx: &Context, key: &str) ->
     )
     .await?
     else {
+        ctx.metrics.set_ready(key, None);
+        ctx.metrics.set_scale(&namespace, &cached.name_any(), None);
         return Ok(Action::await_change());
     };
     let previous = stack.status.as_ref();
@@ -200,6 +204,7 @@ async fn reconcile_stack(cached: Arc<WebtoonStack>, ctx: &Context, key: &str) ->
         report_backups(ctx, &stack, assessment).await;
     }
     let ready = is_true(Some(&status), condition::READY);
+    let scale = stack_scale(&validated, &status, now);
     if previous.is_none() {
         publish(
             ctx,
@@ -238,6 +243,8 @@ async fn reconcile_stack(cached: Arc<WebtoonStack>, ctx: &Context, key: &str) ->
     )
     .await?;
     ctx.metrics.set_ready(key, Some(ready));
+    ctx.metrics
+        .set_scale(&namespace, &validated.name, Some(&scale));
     let mut wakeup = next_wakeup(&validated, now);
     if let Some(fire) = backups.as_ref().and_then(|b| b.next_fire) {
         // Staleness is judged at the schedule's fire times; a stuck Job changes nothing
@@ -255,6 +262,43 @@ async fn reconcile_stack(cached: Arc<WebtoonStack>, ctx: &Context, key: &str) ->
             wakeup
         },
     ))
+}
+
+/// How the stack's tiers stand, for the metrics: each tier's replicas from the
+/// status, the autoscalers' bounds and the schedules in force at `now`.
+pub fn stack_scale(
+    stack: &ValidatedStack,
+    status: &WebtoonStackStatus,
+    now: jiff::Timestamp,
+) -> StackScale {
+    let tiers = [
+        ("proxy", &status.proxy),
+        ("was", &status.was),
+        ("database", &status.database),
+        ("cache", &status.cache),
+    ]
+    .into_iter()
+    .filter_map(|(tier, s)| s.as_ref().map(|s| (tier, s.desired, s.ready)))
+    .collect();
+    let bounds = [Tier::Proxy, Tier::Was]
+        .into_iter()
+        .filter_map(|tier| {
+            scaling::autoscaling_bounds(stack, tier, Some(now))
+                .map(|(min, max)| (tier.component(), min, max))
+        })
+        .collect();
+    let schedules = stack
+        .spec
+        .scaling
+        .schedules
+        .iter()
+        .map(|s| (s.name.clone(), scaling::is_active(s, now)))
+        .collect();
+    StackScale {
+        tiers,
+        bounds,
+        schedules,
+    }
 }
 
 /// How often a stack whose rollout or migration is under way is looked at: the pods

@@ -40,12 +40,13 @@ use crate::api::{
 };
 use crate::render::cache::acl_rotation::CACHE_ROTATION_COMPONENT;
 use crate::render::credentials::{
-    CACHE_ADMIN_PASSWORD_KEY, CACHE_PASSWORD_KEY, CACHE_PREVIOUS_PASSWORD_KEY, CACHE_ROTATED_KEYS,
-    Credentials, DATABASE_ADMIN_PASSWORD_KEY, DATABASE_BACKUP_PASSWORD_KEY, DATABASE_PASSWORD_KEY,
+    CACHE_ADMIN_PASSWORD_KEY, CACHE_MONITOR_PASSWORD_KEY, CACHE_PASSWORD_KEY,
+    CACHE_PREVIOUS_PASSWORD_KEY, CACHE_ROTATED_KEYS, Credentials, DATABASE_ADMIN_PASSWORD_KEY,
+    DATABASE_BACKUP_PASSWORD_KEY, DATABASE_MONITOR_PASSWORD_KEY, DATABASE_PASSWORD_KEY,
     DATABASE_ROOT_PASSWORD_KEY, DATABASE_ROTATED_KEYS, FINGERPRINT_ANNOTATION,
-    GENERATION_ANNOTATION, REQUEST_ANNOTATION, ROTATED_ANNOTATION, ROTATION_ANNOTATION,
-    RotationJobs, RotationStep, SecretState, database_user, edited_keys, fingerprint, next_key,
-    secret_name,
+    GENERATION_ANNOTATION, MONITOR_KEYS, REQUEST_ANNOTATION, ROTATED_ANNOTATION,
+    ROTATION_ANNOTATION, RotationJobs, RotationStep, SecretState, database_user, edited_keys,
+    fingerprint, next_key, secret_name,
 };
 use crate::render::database::rotation_job::DATABASE_ROTATION_COMPONENT;
 use crate::render::meta::checksum;
@@ -61,6 +62,7 @@ pub const CREDENTIALS_SYNCED: &str = "CredentialsSynced";
 /// The keys the operator writes and fingerprints.
 fn managed(key: &str) -> bool {
     key == CACHE_PREVIOUS_PASSWORD_KEY
+        || MONITOR_KEYS.contains(&key)
         || DATABASE_ROTATED_KEYS
             .iter()
             .chain(CACHE_ROTATED_KEYS.iter())
@@ -215,6 +217,8 @@ fn fill_missing(
         DATABASE_BACKUP_PASSWORD_KEY,
         CACHE_PASSWORD_KEY,
         CACHE_ADMIN_PASSWORD_KEY,
+        DATABASE_MONITOR_PASSWORD_KEY,
+        CACHE_MONITOR_PASSWORD_KEY,
     ] {
         if data.get(key).is_none_or(String::is_empty) {
             data.insert(key.to_string(), generate()?);

@@ -34,6 +34,14 @@ pub const DATABASE_ADMIN_PASSWORD_KEY: &str = "database-admin-password";
 /// Key of the password of the Redis user that rotations connect as; it reaches the
 /// Redis pod and rotation Jobs only.
 pub const CACHE_ADMIN_PASSWORD_KEY: &str = "cache-admin-password";
+/// Key of the password of the MariaDB monitoring account, whom mysqld_exporter logs
+/// in as.
+pub const DATABASE_MONITOR_PASSWORD_KEY: &str = "database-monitor-password";
+/// Key of the password of the Redis monitoring user, whom redis_exporter logs in as.
+pub const CACHE_MONITOR_PASSWORD_KEY: &str = "cache-monitor-password";
+/// Keys generated once and never rotated: the monitoring accounts may read the
+/// servers' status and nothing else, and their exporters read them only at start.
+pub const MONITOR_KEYS: [&str; 2] = [DATABASE_MONITOR_PASSWORD_KEY, CACHE_MONITOR_PASSWORD_KEY];
 /// Key of the Redis password that WAS pods started before a rotation's switch still
 /// use, kept until every one of them is gone so that a Redis restart keeps it.
 pub const CACHE_PREVIOUS_PASSWORD_KEY: &str = "cache-password-previous";

@@ -7,6 +7,7 @@ pub mod credentials;
 pub mod database;
 pub mod drain;
 pub mod meta;
+pub mod monitoring;
 pub mod network;
 pub mod placement;
 pub mod proxy;
@@ -100,6 +101,8 @@ pub struct Children {
     pub horizontal_pod_autoscalers: Vec<HorizontalPodAutoscaler>,
     /// Disruption budgets of proxy and WAS.
     pub pod_disruption_budgets: Vec<PodDisruptionBudget>,
+    /// The stack's PodMonitor, applied only where the Prometheus Operator's CRDs are.
+    pub pod_monitors: Vec<monitoring::pod_monitor::PodMonitor>,
 }
 
 /// Builds every child object of `stack`.
@@ -122,12 +125,15 @@ pub fn render(stack: &ValidatedStack, observed: &Observed) -> Children {
         rotation::build(stack, jobs, &mut children);
     }
     children
+        .pod_monitors
+        .extend(monitoring::pod_monitor::pod_monitor(stack));
+    children
 }
 
 impl Children {
     /// Every object as JSON, in the order they are applied: network policies,
     /// configuration, secrets and volumes first, then the data tier and its backups,
-    /// then the migration, then WAS, then proxy.
+    /// then the migration, then WAS, then proxy, then the PodMonitor.
     pub fn to_documents(&self) -> Result<Vec<serde_json::Value>> {
         // Destructured without `..` so that a new kind cannot be built and forgotten.
         let Self {
@@ -143,6 +149,7 @@ impl Children {
             deployments,
             horizontal_pod_autoscalers,
             pod_disruption_budgets,
+            pod_monitors,
         } = self;
         let mut documents = Vec::new();
         push_all(&mut documents, network_policies)?;
@@ -157,6 +164,12 @@ impl Children {
         push_all(&mut documents, deployments)?;
         push_all(&mut documents, horizontal_pod_autoscalers)?;
         push_all(&mut documents, pod_disruption_budgets)?;
+        for monitor in pod_monitors {
+            documents.push(serde_json::to_value(monitor).map_err(|e| Error::Serialize {
+                what: "PodMonitor".to_string(),
+                message: e.to_string(),
+            })?);
+        }
         Ok(documents)
     }
 }

@@ -13,6 +13,7 @@
 //! | backup job, verify job       | the backup bucket's `egressCIDRs` | its endpoint's port |
 //! | MariaDB, restoring a bucket's backup | that bucket's `egressCIDRs` | its endpoint's port |
 //! | every pod of the stack       | cluster DNS        | 53 UDP and TCP  |
+//! | Prometheus (`spec.monitoring`) | proxy, WAS, MariaDB, Redis | their metrics ports only |
 //!
 //! Policies only add up, so a default-deny policy selects every pod of the stack and
 //! one policy per component opens exactly its own paths.
@@ -331,7 +332,45 @@ pub fn build(stack: &ValidatedStack, children: &mut Children) {
             vec![cluster_dns()],
         ));
     }
+    policies.extend(metrics_policies(stack));
     children.network_policies = policies;
+}
+
+/// With monitoring, one policy per component that serves metrics: Prometheus's pods
+/// reach exactly that component's metrics ports.
+fn metrics_policies(stack: &ValidatedStack) -> Vec<NetworkPolicy> {
+    let Some(monitoring) = crate::render::monitoring::spec(stack) else {
+        return Vec::new();
+    };
+    let mut prometheus = namespace(&monitoring.prometheus_namespace);
+    if !monitoring.prometheus_pod_labels.is_empty() {
+        prometheus.pod_selector = Some(LabelSelector {
+            match_labels: Some(monitoring.prometheus_pod_labels.clone()),
+            ..Default::default()
+        });
+    }
+    let mut by_component: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for port in crate::render::monitoring::metrics_ports(stack) {
+        by_component
+            .entry(port.component)
+            .or_default()
+            .push(port.number);
+    }
+    by_component
+        .into_iter()
+        .map(|(component, ports)| {
+            policy(
+                stack,
+                child_name(stack, &format!("metrics-{component}")),
+                selector(stack, component),
+                vec![NetworkPolicyIngressRule {
+                    from: Some(vec![prometheus.clone()]),
+                    ports: Some(ports.into_iter().map(tcp).collect()),
+                }],
+                Vec::new(),
+            )
+        })
+        .collect()
 }
 
 /// The policies of a credentials rotation's Job pods, rendered while they exist: each

@@ -47,6 +47,18 @@ impl Tier {
     }
 }
 
+/// Whether `schedule` is in force at `now`.
+pub fn is_active(schedule: &ScheduleSpec, now: jiff::Timestamp) -> bool {
+    // Validation guarantees both times parse; an unparsable one is never active.
+    match (
+        schedule.start.parse::<jiff::Timestamp>(),
+        schedule.end.parse::<jiff::Timestamp>(),
+    ) {
+        (Ok(start), Ok(end)) => start <= now && now < end,
+        _ => false,
+    }
+}
+
 /// The highest replica floor of the schedules active at `now` for `tier`.
 pub fn active_floor(
     stack: &ValidatedStack,
@@ -59,18 +71,26 @@ pub fn active_floor(
         .scaling
         .schedules
         .iter()
-        .filter(|s| {
-            // Validation guarantees both times parse; an unparsable one is never active.
-            match (
-                s.start.parse::<jiff::Timestamp>(),
-                s.end.parse::<jiff::Timestamp>(),
-            ) {
-                (Ok(start), Ok(end)) => start <= now && now < end,
-                _ => false,
-            }
-        })
+        .filter(|s| is_active(s, now))
         .filter_map(|s| tier.floor(s).map(|f| f.min_replicas))
         .max()
+}
+
+/// The autoscaler's bounds `(min, max)` at `now`, when the tier autoscales: the
+/// minimum raised by an active schedule's floor, never beyond the maximum.
+pub fn autoscaling_bounds(
+    stack: &ValidatedStack,
+    tier: Tier,
+    now: Option<jiff::Timestamp>,
+) -> Option<(i32, i32)> {
+    let (_, autoscaling) = tier.settings(stack);
+    let autoscaling = autoscaling?;
+    let min = active_floor(stack, tier, now)
+        .map_or(autoscaling.min_replicas, |f| {
+            f.max(autoscaling.min_replicas)
+        })
+        .min(autoscaling.max_replicas);
+    Some((min, autoscaling.max_replicas))
 }
 
 /// The Deployment's `spec.replicas`: `None` when an autoscaler owns the count.
@@ -104,11 +124,7 @@ pub fn autoscaler(
 ) -> Option<HorizontalPodAutoscaler> {
     let (_, autoscaling) = tier.settings(stack);
     let autoscaling = autoscaling?;
-    let min = active_floor(stack, tier, now)
-        .map_or(autoscaling.min_replicas, |f| {
-            f.max(autoscaling.min_replicas)
-        })
-        .min(autoscaling.max_replicas);
+    let (min, max) = autoscaling_bounds(stack, tier, now)?;
     let name = child_name(stack, tier.component());
     Some(HorizontalPodAutoscaler {
         metadata: object_meta(stack, name.clone(), tier.component(), Lifetime::WithStack),
@@ -119,7 +135,7 @@ pub fn autoscaler(
                 name,
             },
             min_replicas: Some(min),
-            max_replicas: autoscaling.max_replicas,
+            max_replicas: max,
             metrics: Some(vec![MetricSpec {
                 type_: "Resource".to_string(),
                 resource: Some(ResourceMetricSource {

@@ -29,6 +29,8 @@ pub struct DataTier<'a> {
     pub init_containers: Vec<Container>,
     /// The server container.
     pub container: Container,
+    /// Containers beside the server, such as its metrics exporter.
+    pub sidecars: Vec<Container>,
     /// Volumes besides the `data` claim.
     pub volumes: Vec<Volume>,
     /// The `data` claim; `None` for a tier that keeps no data on disk.
@@ -87,7 +89,9 @@ pub fn statefulset(stack: &ValidatedStack, tier: DataTier<'_>) -> StatefulSet {
                 spec: Some(PodSpec {
                     init_containers: (!tier.init_containers.is_empty())
                         .then_some(tier.init_containers),
-                    containers: vec![tier.container],
+                    containers: std::iter::once(tier.container)
+                        .chain(tier.sidecars)
+                        .collect(),
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
                     security_context: Some(pod_security_context(DATA_UID, Some(DATA_UID))),

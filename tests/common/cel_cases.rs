@@ -138,6 +138,30 @@ pub fn cases() -> Vec<Case> {
             reject: |v| v["spec"]["proxy"] = json!({"image": "nginxinc/nginx-unprivileged:latest"}),
         },
         Case {
+            path: ".spec.monitoring.images.nginx",
+            rule: "!self.endsWith(':latest')",
+            accept: |v| v["spec"]["monitoring"] = json!({"images": {"nginx": "nginx/nginx-prometheus-exporter:v1.0.0"}}),
+            reject: |v| v["spec"]["monitoring"] = json!({"images": {"nginx": "nginx/nginx-prometheus-exporter:latest"}}),
+        },
+        Case {
+            path: ".spec.monitoring.images.nginxLog",
+            rule: "!self.endsWith(':latest')",
+            accept: |v| v["spec"]["monitoring"] = json!({"images": {"nginxLog": "ghcr.io/martin-helmich/prometheus-nginxlog-exporter/exporter:v1.0.0"}}),
+            reject: |v| v["spec"]["monitoring"] = json!({"images": {"nginxLog": "ghcr.io/martin-helmich/prometheus-nginxlog-exporter/exporter:latest"}}),
+        },
+        Case {
+            path: ".spec.monitoring.images.mysqld",
+            rule: "!self.endsWith(':latest')",
+            accept: |v| v["spec"]["monitoring"] = json!({"images": {"mysqld": "prom/mysqld-exporter:v1.0.0"}}),
+            reject: |v| v["spec"]["monitoring"] = json!({"images": {"mysqld": "prom/mysqld-exporter:latest"}}),
+        },
+        Case {
+            path: ".spec.monitoring.images.redis",
+            rule: "!self.endsWith(':latest')",
+            accept: |v| v["spec"]["monitoring"] = json!({"images": {"redis": "oliver006/redis_exporter:v1.0.0"}}),
+            reject: |v| v["spec"]["monitoring"] = json!({"images": {"redis": "oliver006/redis_exporter:latest"}}),
+        },
+        Case {
             path: ".spec.was.image",
             rule: "!self.endsWith(':latest')",
             accept: |v| v["spec"]["was"]["image"] = json!("registry.example/was:2.0.0"),

@@ -13,6 +13,7 @@ use kube::Client;
 use kube::Resource;
 use kube::client::Body;
 use kube_fake_client::ClientBuilder;
+use webtoon_operator::render::monitoring::pod_monitor::PodMonitor;
 use webtoon_operator::api::WebtoonStack;
 
 /// An API failure to inject into the controller's next write requests.
@@ -229,6 +230,8 @@ impl FakeApi {
             .unwrap_or_else(|| "default".to_string());
         let direct = ClientBuilder::new()
             .with_resource::<WebtoonStack>()
+            // A cluster with the Prometheus Operator's CRDs.
+            .with_resource::<PodMonitor>()
             .with_status_subresource::<StackKind>()
             .with_status_subresource::<Deployment>()
             .with_status_subresource::<StatefulSet>()

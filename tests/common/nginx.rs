@@ -70,6 +70,7 @@ pub fn local_layout(dir: &Path, ports: &Ports, upstreams: &[String]) -> NginxLay
         mime_types: "/etc/nginx/mime.types".to_string(),
         error_log: format!("{d}/error.log warn"),
         access_log: format!("{d}/access.log"),
+        metrics_log: None,
         // Debian's nginx 1.22 predates the `http2` directive (1.25.1).
         http2_directive: false,
     }

@@ -13,8 +13,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::Children;
 use super::credentials::{
-    CACHE_ADMIN_PASSWORD_KEY, CACHE_PASSWORD_KEY, CACHE_PREVIOUS_PASSWORD_KEY, env_from_secret,
-    next_key, secret_name,
+    CACHE_ADMIN_PASSWORD_KEY, CACHE_MONITOR_PASSWORD_KEY, CACHE_PASSWORD_KEY,
+    CACHE_PREVIOUS_PASSWORD_KEY, env_from_secret, next_key, secret_name,
 };
 use super::meta::{Lifetime, child_name, object_meta, selector_labels};
 use super::security::{container_security_context, scratch_volume};
@@ -73,9 +73,9 @@ fn ping_probe(period: i32, initial_delay: i32) -> Probe {
 /// user's current one and new one. Optional references, so that the pod template stays
 /// the same whichever of them the Secret holds at the moment, and a restart takes
 /// what it holds then.
-fn redis_env(stack: &ValidatedStack) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
+fn redis_env(stack: &ValidatedStack, monitoring: bool) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
     let secret = secret_name(stack);
-    vec![
+    let mut env = vec![
         env_from_secret("REDIS_PASSWORD", &secret, CACHE_PASSWORD_KEY, false),
         env_from_secret(
             "REDIS_PASSWORD_NEXT",
@@ -101,7 +101,16 @@ fn redis_env(stack: &ValidatedStack) -> Vec<k8s_openapi::api::core::v1::EnvVar> 
             &next_key(CACHE_ADMIN_PASSWORD_KEY),
             true,
         ),
-    ]
+    ];
+    if monitoring {
+        env.push(env_from_secret(
+            "REDIS_MONITOR_PASSWORD",
+            &secret,
+            CACHE_MONITOR_PASSWORD_KEY,
+            false,
+        ));
+    }
+    env
 }
 
 /// Adds the cache objects to `children`; nothing in external mode.
@@ -111,7 +120,8 @@ pub fn build(stack: &ValidatedStack, children: &mut Children) {
         return;
     }
     let conf = redis_conf(spec);
-    let script = start_script(APP_USER, ADMIN_USER);
+    let monitoring = crate::render::monitoring::spec(stack);
+    let script = start_script(APP_USER, ADMIN_USER, monitoring.is_some());
     let config_name = child_name(stack, "cache-config");
     children.config_maps.push(ConfigMap {
         metadata: object_meta(stack, config_name.clone(), "cache", Lifetime::WithStack),
@@ -149,7 +159,7 @@ pub fn build(stack: &ValidatedStack, children: &mut Children) {
             protocol: Some("TCP".to_string()),
             ..Default::default()
         }]),
-        env: Some(redis_env(stack)),
+        env: Some(redis_env(stack, monitoring.is_some())),
         resources: Some(spec.resources.clone()),
         readiness_probe: Some(ping_probe(5, 0)),
         liveness_probe: Some(ping_probe(15, 10)),
@@ -170,12 +180,21 @@ pub fn build(stack: &ValidatedStack, children: &mut Children) {
     if spec.persistence.is_none() {
         volumes.push(scratch_volume("data", "64Mi", false));
     }
+    if monitoring.is_some() {
+        volumes.push(crate::render::monitoring::tmp_volume());
+    }
     children.stateful_sets.push(stateful::statefulset(
         stack,
         DataTier {
             component: "cache",
             init_containers: Vec::new(),
             container,
+            sidecars: monitoring
+                .map(|m| {
+                    crate::render::monitoring::redis_exporter::container(stack, &m.images.redis)
+                })
+                .into_iter()
+                .collect(),
             volumes,
             data: spec.persistence.as_ref(),
             config: &format!("{conf}{script}"),

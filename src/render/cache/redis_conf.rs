@@ -49,6 +49,13 @@ pub fn eviction_policy_name(policy: EvictionPolicy) -> &'static str {
     }
 }
 
+/// The user redis_exporter logs in as.
+pub const MONITOR_USER: &str = "webtoon-monitor";
+
+/// What the monitoring user may run: the server's state, its slow log and latency
+/// records, and naming its own connection. No key, no configuration, no client list.
+pub const MONITOR_COMMANDS: &str = "-@all +ping +info +slowlog|get +slowlog|len +latency|latest +latency|histogram +client|setname";
+
 /// `redis.conf`.
 pub fn redis_conf(spec: &CacheSpec) -> String {
     let mut c = String::new();
@@ -80,12 +87,26 @@ pub fn redis_conf(spec: &CacheSpec) -> String {
 
 /// `start.sh`: writes the ACL file (default user off; the application user with the
 /// SHA-256 hashes of its passwords and the dangerous commands denied; `admin_user`,
-/// when its password is set, allowed nothing but `ACL SETUSER` and `PING`), then
-/// starts Redis. While a rotation is under way the Secret holds the application's new
+/// when its password is set, allowed nothing but `ACL SETUSER` and `PING`; with
+/// monitoring, [`MONITOR_USER`] allowed [`MONITOR_COMMANDS`]), then starts Redis. While a rotation is under way the Secret holds the application's new
 /// or previous password too, and a Redis that restarts then accepts both, as the
 /// running one does.
-pub fn start_script(app_user: &str, admin_user: &str) -> String {
+pub fn start_script(app_user: &str, admin_user: &str, monitoring: bool) -> String {
     let denied: String = DENIED_COMMANDS.iter().map(|c| format!(" -{c}")).collect();
+    // Rendered only with monitoring, so that a stack without it keeps its script, and
+    // its Redis is not restarted by an operator upgrade.
+    let monitor = if monitoring {
+        format!(
+            r#"  if [ -z "${{REDIS_MONITOR_PASSWORD:-}}" ]; then
+    echo "REDIS_MONITOR_PASSWORD is empty: the credentials Secret is missing its cache-monitor-password" >&2
+    exit 1
+  fi
+  echo "user {MONITOR_USER} on$(hashes "$REDIS_MONITOR_PASSWORD") {MONITOR_COMMANDS}"
+"#
+        )
+    } else {
+        String::new()
+    };
     format!(
         r#"#!/bin/sh
 # Rendered by webtoon-operator.
@@ -109,7 +130,7 @@ app=$(hashes "$REDIS_PASSWORD" "${{REDIS_PASSWORD_NEXT:-}}" "${{REDIS_PASSWORD_P
     admin=$(hashes "$REDIS_ADMIN_PASSWORD" "${{REDIS_ADMIN_PASSWORD_NEXT:-}}")
     echo "user {admin_user} on$admin -@all +acl|setuser +ping"
   fi
-}} > {ACL_DIR}/users.acl
+{monitor}}} > {ACL_DIR}/users.acl
 exec redis-server {CONFIG_DIR}/redis.conf
 "#
     )
@@ -140,7 +161,7 @@ mod tests {
 
     #[test]
     fn acl_disables_default_user_and_denies_dangerous_commands() {
-        let script = start_script("webtoon", "webtoon-admin");
+        let script = start_script("webtoon", "webtoon-admin", false);
         assert!(script.contains("echo \"user default off\""));
         assert!(
             script.contains(
@@ -149,6 +170,11 @@ mod tests {
         );
         assert!(script.contains("user webtoon-admin on$admin -@all +acl|setuser +ping"));
         assert!(script.contains("exec redis-server /etc/redis/redis.conf"));
+        assert!(!script.contains(MONITOR_USER));
+        let monitored = start_script("webtoon", "webtoon-admin", true);
+        assert!(monitored.contains(
+            "echo \"user webtoon-monitor on$(hashes \"$REDIS_MONITOR_PASSWORD\") -@all +ping +info "
+        ));
         assert!(
             !script.contains(">$REDIS_PASSWORD"),
             "only the hash reaches the ACL file"

@@ -34,6 +34,9 @@ sql_string() {
 pub const APP_PASSWORD_ENV: &str = "WEBTOON_DB_PASSWORD";
 /// Environment variable holding the backup user's password.
 pub const BACKUP_PASSWORD_ENV: &str = "WEBTOON_DB_BACKUP_PASSWORD";
+/// Environment variable holding the monitoring account's password; set only when
+/// monitoring is on, and the account is created only then.
+pub const MONITOR_PASSWORD_ENV: &str = "WEBTOON_DB_MONITOR_PASSWORD";
 /// Environment variable holding the root password, as the official image names it.
 pub const ROOT_PASSWORD_ENV: &str = "MARIADB_ROOT_PASSWORD";
 
@@ -59,6 +62,12 @@ pub fn admin_user(spec: &DatabaseSpec) -> String {
     format!("{}_admin", spec.user)
 }
 
+/// Name of the monitoring account mysqld_exporter logs in as: no privilege, so it
+/// reads the server's status and variables and nothing of any database.
+pub fn monitor_user(spec: &DatabaseSpec) -> String {
+    format!("{}_monitor", spec.user)
+}
+
 /// `10-webtoon-init.sh`, creating the account the WAS uses after `generation`
 /// rotations, so that a data directory started afresh matches the Secret.
 pub fn init_script(spec: &DatabaseSpec, generation: u64) -> String {
@@ -66,6 +75,7 @@ pub fn init_script(spec: &DatabaseSpec, generation: u64) -> String {
     let user = database_user(spec, generation);
     let backup = backup_user(spec);
     let admin = admin_user(spec);
+    let monitor = monitor_user(spec);
     format!(
         r#"#!/bin/bash
 # Rendered by webtoon-operator. Runs on an empty data directory; run again, it only
@@ -92,6 +102,13 @@ GRANT CREATE USER ON *.* TO '{admin}'@'%';
 GRANT {APP_PRIVILEGES} ON \`{db}\`.* TO '{admin}'@'%' WITH GRANT OPTION;
 GRANT SELECT (User, Host) ON mysql.global_priv TO '{admin}'@'%';
 SQL
+if [ -n "${{{MONITOR_PASSWORD_ENV}:-}}" ]; then
+  # Only the exporter beside the server, over 127.0.0.1, with no privilege at all.
+  MYSQL_PWD="${ROOT_PASSWORD_ENV}" mariadb --protocol=socket --user=root <<SQL
+CREATE USER IF NOT EXISTS '{monitor}'@'127.0.0.1' IDENTIFIED BY $(sql_string "${MONITOR_PASSWORD_ENV}") WITH MAX_USER_CONNECTIONS 3;
+SQL
+  echo "webtoon-init: monitoring account {monitor} is there"
+fi
 echo "webtoon-init: database {db}, user {user}, backup user {backup} and administrative account {admin} are there"
 "#
     )

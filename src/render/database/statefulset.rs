@@ -7,14 +7,16 @@ use super::backup_cronjob::{
     BACKUP_MOUNT, STAGING_MOUNT, STAGING_VOLUME, claim_volume, staging_volume,
 };
 use super::backup_script::BACKUP_DIR_ENV;
-use super::init_script::{APP_PASSWORD_ENV, BACKUP_PASSWORD_ENV, INIT_DIR, ROOT_PASSWORD_ENV};
+use super::init_script::{
+    APP_PASSWORD_ENV, BACKUP_PASSWORD_ENV, INIT_DIR, MONITOR_PASSWORD_ENV, ROOT_PASSWORD_ENV,
+};
 use super::restore_script::{RESTORE_FROM_ENV, RESTORE_MARKER, RESTORE_MARKER_ENV};
 use super::{PORT, init_config_map_name};
 use super::{RestoreSource, object_store, restore_source};
 use crate::api::ValidatedStack;
 use crate::render::credentials::{
-    DATABASE_BACKUP_PASSWORD_KEY, DATABASE_PASSWORD_KEY, DATABASE_ROOT_PASSWORD_KEY,
-    env_from_secret, env_value, secret_name,
+    DATABASE_BACKUP_PASSWORD_KEY, DATABASE_MONITOR_PASSWORD_KEY, DATABASE_PASSWORD_KEY,
+    DATABASE_ROOT_PASSWORD_KEY, env_from_secret, env_value, secret_name,
 };
 use crate::render::meta::child_name;
 use crate::render::security::{container_security_context, scratch_volume};
@@ -60,6 +62,15 @@ pub fn statefulset(stack: &ValidatedStack, my_cnf: &str, tool_image: &str) -> St
             false,
         ),
     ];
+    let monitoring = crate::render::monitoring::spec(stack);
+    if monitoring.is_some() {
+        env.push(env_from_secret(
+            MONITOR_PASSWORD_ENV,
+            &secret,
+            DATABASE_MONITOR_PASSWORD_KEY,
+            false,
+        ));
+    }
     let mut mounts = vec![
         mount("data", "/var/lib/mysql", false),
         mount("config", "/etc/mysql/conf.d", true),
@@ -75,6 +86,9 @@ pub fn statefulset(stack: &ValidatedStack, my_cnf: &str, tool_image: &str) -> St
         scratch_volume("run", "16Mi", true),
         scratch_volume("tmp", "1Gi", false),
     ];
+    if monitoring.is_some() {
+        volumes.push(crate::render::monitoring::tmp_volume());
+    }
     // While the marker of an unfinished restore exists the pod never turns ready.
     let mut ready_check = "healthcheck.sh --connect --innodb_initialized".to_string();
     // A first start initialises the data directory, which can take minutes; a
@@ -148,6 +162,12 @@ pub fn statefulset(stack: &ValidatedStack, my_cnf: &str, tool_image: &str) -> St
         DataTier {
             component: "database",
             container,
+            sidecars: monitoring
+                .map(|m| {
+                    crate::render::monitoring::mysqld_exporter::container(stack, &m.images.mysqld)
+                })
+                .into_iter()
+                .collect(),
             init_containers,
             volumes,
             data: Some(&db.storage),

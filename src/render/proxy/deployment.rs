@@ -163,6 +163,17 @@ pub fn pod_template(stack: &ValidatedStack, conf: &str) -> PodTemplateSpec {
         ..Default::default()
     };
 
+    let mut containers = vec![container];
+    if let Some(monitoring) = crate::render::monitoring::spec(stack) {
+        use crate::render::monitoring::{access_log_exporter, nginx_exporter};
+        containers.push(nginx_exporter::container(&monitoring.images.nginx));
+        containers.push(access_log_exporter::container(
+            &monitoring.images.nginx_log,
+            "config",
+        ));
+        volumes.push(crate::render::monitoring::tmp_volume());
+    }
+
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(labels(stack, "proxy")),
@@ -174,7 +185,7 @@ pub fn pod_template(stack: &ValidatedStack, conf: &str) -> PodTemplateSpec {
         }),
         spec: Some(PodSpec {
             init_containers: php.then(|| vec![app_files::init_container(stack)]),
-            containers: vec![container],
+            containers,
             automount_service_account_token: Some(false),
             enable_service_links: Some(false),
             // No fsGroup: it would make the kubelet chown every file of the

@@ -23,14 +23,17 @@ pub fn config_map_name(stack: &ValidatedStack) -> String {
     child_name(stack, "proxy-config")
 }
 
-/// The ConfigMap with the in-cluster `nginx.conf`.
+/// The ConfigMap with the in-cluster `nginx.conf`, and with monitoring the access
+/// log exporter's configuration.
 pub fn config_map(stack: &ValidatedStack, conf: &str) -> ConfigMap {
+    let mut data = BTreeMap::from([("nginx.conf".to_string(), conf.to_string())]);
+    if crate::render::monitoring::spec(stack).is_some() {
+        use crate::render::monitoring::access_log_exporter::{CONFIG_KEY, in_cluster_config};
+        data.insert(CONFIG_KEY.to_string(), in_cluster_config());
+    }
     ConfigMap {
         metadata: object_meta(stack, config_map_name(stack), "proxy", Lifetime::WithStack),
-        data: Some(BTreeMap::from([(
-            "nginx.conf".to_string(),
-            conf.to_string(),
-        )])),
+        data: Some(data),
         ..Default::default()
     }
 }

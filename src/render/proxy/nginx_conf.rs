@@ -69,6 +69,9 @@ pub struct NginxLayout {
     pub error_log: String,
     /// Where requests are logged.
     pub access_log: String,
+    /// The syslog address (`host:port`, UDP) of the access log exporter, which counts
+    /// every request, image requests included; `None` when monitoring is off.
+    pub metrics_log: Option<String>,
     /// Use the `http2 on;` directive (nginx 1.25.1 or newer) instead of the older
     /// `listen ... http2` parameter.
     pub http2_directive: bool,
@@ -123,9 +126,27 @@ impl NginxLayout {
             mime_types: "/etc/nginx/mime.types".to_string(),
             error_log: "/dev/stderr warn".to_string(),
             access_log: "/dev/stdout".to_string(),
+            metrics_log: stack.spec.monitoring.as_ref().map(|_| {
+                format!(
+                    "127.0.0.1:{}",
+                    crate::render::monitoring::ACCESS_LOG_SYSLOG_PORT
+                )
+            }),
             http2_directive: true,
         }
     }
+}
+
+/// Name of the access log format the access log exporter parses.
+const METRICS_LOG_FORMAT: &str = "webtoon_metrics";
+
+/// The access log directive that sends each request to the access log exporter over
+/// syslog. UDP to a local port never blocks nginx, even while the exporter restarts.
+fn metrics_access_log(address: &str) -> String {
+    format!(
+        "access_log syslog:server={address},tag={},nohostname {METRICS_LOG_FORMAT}",
+        crate::render::monitoring::access_log_exporter::SYSLOG_TAG
+    )
 }
 
 /// Seconds nginx keeps the WAS addresses it resolved before asking DNS again.
@@ -285,6 +306,13 @@ fn http_settings(stack: &ValidatedStack, layout: &NginxLayout) -> Vec<Node> {
         "log_format webtoon '$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" \"$http_user_agent\" rt=$request_time ua=\"$upstream_addr\" us=\"$upstream_status\" cs=$upstream_cache_status'",
     ));
     h.push(d(format!("access_log {} webtoon", layout.access_log)));
+    if let Some(address) = &layout.metrics_log {
+        h.push(d(format!(
+            "log_format {METRICS_LOG_FORMAT} '{}'",
+            crate::render::monitoring::access_log_exporter::LOG_FORMAT
+        )));
+        h.push(d(metrics_access_log(address)));
+    }
     // Keeps descriptors of hot images open: most page views hit the same episodes.
     h.extend([
         d(format!(
@@ -545,7 +573,11 @@ fn images_location(stack: &ValidatedStack, layout: &NginxLayout) -> Node {
         layout.images_root.trim_end_matches('/')
     )));
     l.push(d("autoindex off"));
-    l.push(d("access_log off"));
+    // Image requests stay out of the request log, but not out of the metrics.
+    l.push(d(match &layout.metrics_log {
+        Some(address) => metrics_access_log(address),
+        None => "access_log off".to_string(),
+    }));
     l.extend(security_headers(stack));
     // One Cache-Control only: `expires` would add a second `max-age`, and caches may
     // treat a response with conflicting directives as stale (RFC 9111, 4.2.1).

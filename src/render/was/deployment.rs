@@ -109,6 +109,25 @@ fn credentials_annotation(stack: &ValidatedStack) -> Option<BTreeMap<String, Str
     })
 }
 
+/// The WAS container's ports: its own, and its metrics port when that differs.
+fn ports(stack: &ValidatedStack) -> Vec<ContainerPort> {
+    let port = |name: &str, number: i32| ContainerPort {
+        name: Some(name.to_string()),
+        container_port: number,
+        protocol: Some("TCP".to_string()),
+        ..Default::default()
+    };
+    let mut ports = vec![port(PORT_NAME, stack.spec.was.port)];
+    let metrics = stack.spec.monitoring.as_ref().and_then(|m| m.was.as_ref());
+    if let Some(metrics) = metrics.filter(|m| m.port != stack.spec.was.port) {
+        ports.push(port(
+            crate::render::monitoring::WAS_METRICS_PORT_NAME,
+            metrics.port,
+        ));
+    }
+    ports
+}
+
 /// The WAS pod template of the spec: per-pod probes, spread over nodes and zones,
 /// images mounted read-write.
 pub fn pod_template(stack: &ValidatedStack) -> PodTemplateSpec {
@@ -117,12 +136,7 @@ pub fn pod_template(stack: &ValidatedStack) -> PodTemplateSpec {
         name: "was".to_string(),
         image: Some(was.image.clone()),
         image_pull_policy: Some("IfNotPresent".to_string()),
-        ports: Some(vec![ContainerPort {
-            name: Some(PORT_NAME.to_string()),
-            container_port: was.port,
-            protocol: Some("TCP".to_string()),
-            ..Default::default()
-        }]),
+        ports: Some(ports(stack)),
         env: Some(was_env(stack)),
         resources: Some(was.resources.clone()),
         readiness_probe: Some(probe(stack, 5, 3, 0)),
