@@ -111,3 +111,40 @@ pub fn rejection(crd: &CustomResourceDefinition, error: &str) -> String {
         )
     }
 }
+
+/// Environment variable naming the directory of the Prometheus Operator's CRDs
+/// (`e2e/tools/monitoring-crds.sh` prints it).
+pub const MONITORING_CRDS_ENV: &str = "WEBTOON_MONITORING_CRDS";
+
+/// Installs the Prometheus Operator's ServiceMonitor, PodMonitor and PrometheusRule
+/// CRDs and waits until they are Established. Idempotent; once installed they stay
+/// for the whole cluster, as they would where the Prometheus Operator runs.
+pub async fn ensure_monitoring_crds(client: &Client) {
+    let dir = std::env::var(MONITORING_CRDS_ENV).unwrap_or_else(|_| {
+        panic!("set {MONITORING_CRDS_ENV}: `e2e/tools/monitoring-crds.sh` prints it")
+    });
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for kind in ["servicemonitors", "podmonitors", "prometheusrules"] {
+        let path = format!("{dir}/monitoring.coreos.com_{kind}.yaml");
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path} is unreadable: {e}"));
+        let mut crd: CustomResourceDefinition =
+            serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+        crd.metadata.annotations = None;
+        let name = format!("{kind}.monitoring.coreos.com");
+        crds.patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cannot install the CRD {name}: {e}"));
+        crate::wait::until(
+            &crds,
+            &name,
+            Duration::from_secs(60),
+            conditions::is_crd_established(),
+        )
+        .await;
+    }
+}

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use webtoon_e2e::crd::ensure_crd;
+use webtoon_e2e::crd::{ensure_crd, ensure_monitoring_crds};
 use webtoon_e2e::dry_run::{apply_children, children, create_stack};
 use webtoon_e2e::examples::{in_namespace, stacks, validate_document};
 use webtoon_e2e::namespace::within_namespace;
@@ -16,6 +16,8 @@ const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
 async fn every_rendered_object_of_every_example_passes_server_side_dry_run() {
     within_namespace("dry-run", SCENARIO_TIMEOUT, |client, ns| async move {
         ensure_crd(&client).await;
+        // Stacks with monitoring render a PodMonitor.
+        ensure_monitoring_crds(&client).await;
         let mut refused = Vec::new();
         let mut kinds = std::collections::BTreeSet::new();
         for (source, document) in stacks() {
@@ -54,6 +56,7 @@ async fn every_rendered_object_of_every_example_passes_server_side_dry_run() {
             "Deployment",
             "HorizontalPodAutoscaler",
             "PodDisruptionBudget",
+            "PodMonitor",
         ] {
             assert!(
                 kinds.contains(kind),

@@ -4,53 +4,15 @@
 
 use std::time::Duration;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
-use kube::api::{
-    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
-};
-use kube::runtime::wait::conditions;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use webtoon_e2e::crd::ensure_monitoring_crds;
 use webtoon_e2e::helm::{chart, documents, helm};
 use webtoon_e2e::namespace::within_namespace;
-use webtoon_e2e::operator::E2E_MANAGER;
-use webtoon_e2e::wait;
 
 const LIMIT: Duration = Duration::from_secs(180);
-/// Environment variable naming the directory of the Prometheus Operator's CRDs
-/// (`e2e/tools/monitoring-crds.sh` prints it).
-const CRDS_ENV: &str = "WEBTOON_MONITORING_CRDS";
-
-async fn install_monitoring_crds(client: &Client) {
-    let dir = std::env::var(CRDS_ENV)
-        .unwrap_or_else(|_| panic!("set {CRDS_ENV}: `e2e/tools/monitoring-crds.sh` prints it"));
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for kind in ["servicemonitors", "podmonitors", "prometheusrules"] {
-        let path = format!("{dir}/monitoring.coreos.com_{kind}.yaml");
-        let text =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path} is unreadable: {e}"));
-        let mut crd: CustomResourceDefinition =
-            serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
-        crd.metadata.annotations = None;
-        let name = format!("{kind}.monitoring.coreos.com");
-        crds.patch(
-            &name,
-            &PatchParams::apply(E2E_MANAGER).force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("cannot install the CRD {name}: {e}"));
-        wait::until(
-            &crds,
-            &name,
-            Duration::from_secs(60),
-            conditions::is_crd_established(),
-        )
-        .await;
-    }
-}
-
 async fn monitors_are_accepted(client: Client, namespace: String) {
-    install_monitoring_crds(&client).await;
+    ensure_monitoring_crds(&client).await;
     let chart = chart();
     let chart = chart.to_str().expect("a UTF-8 path");
     let mut accepted = Vec::new();

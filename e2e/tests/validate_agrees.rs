@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use proptest::strategy::BoxedStrategy;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};
-use webtoon_e2e::crd::ensure_crd;
+use webtoon_e2e::crd::{ensure_crd, ensure_monitoring_crds};
 use webtoon_e2e::dry_run::{apply_children, children, create_stack};
 use webtoon_e2e::examples::validate_document;
 use webtoon_e2e::namespace::within_namespace;
@@ -666,6 +666,8 @@ async fn property(prefix: &'static str, density: f64) -> usize {
     let counter = accepted.clone();
     within_namespace(prefix, SCENARIO_TIMEOUT, move |client, ns| async move {
         ensure_crd(&client).await;
+        // Stacks with monitoring render a PodMonitor.
+        ensure_monitoring_crds(&client).await;
         let handle = tokio::runtime::Handle::current();
         let outcome = tokio::task::spawn_blocking(move || {
             let mut runner = TestRunner::new(Config {
