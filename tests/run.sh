@@ -83,6 +83,14 @@ export WEBTOON_HELM WEBTOON_PROMTOOL WEBTOON_MONITORING_CRDS
 # The S3-compatible server the object-store tests upload backups to.
 WEBTOON_S3_SERVER="$(e2e/tools/build.sh versitygw | sed -n 's/^versitygw=//p')"
 export WEBTOON_S3_SERVER
+# The monitoring exporters, which tests/exporters.rs runs beside real nginx, MariaDB
+# and Redis.
+exporters="$(e2e/tools/build.sh nginx-exporter nginxlog-exporter mysqld-exporter redis-exporter)"
+WEBTOON_NGINX_EXPORTER="$(sed -n 's/^nginx-prometheus-exporter=//p' <<<"$exporters")"
+WEBTOON_NGINXLOG_EXPORTER="$(sed -n 's/^prometheus-nginxlog-exporter=//p' <<<"$exporters")"
+WEBTOON_MYSQLD_EXPORTER="$(sed -n 's/^mysqld_exporter=//p' <<<"$exporters")"
+WEBTOON_REDIS_EXPORTER="$(sed -n 's/^redis_exporter=//p' <<<"$exporters")"
+export WEBTOON_NGINX_EXPORTER WEBTOON_NGINXLOG_EXPORTER WEBTOON_MYSQLD_EXPORTER WEBTOON_REDIS_EXPORTER
 # The demo WAS runs as a process in its end-to-end test; its own unit tests make cargo
 # build it as a test harness, so the executable is built here. The e2e suite starts
 # the operator binary.

@@ -6,6 +6,7 @@ pub mod dns;
 pub mod fake_api;
 pub mod hardening;
 pub mod http_get;
+pub mod metrics;
 pub mod migration;
 pub mod nginx;
 pub mod php_fpm;

@@ -225,13 +225,28 @@ pub struct Redis {
 impl Redis {
     /// Writes `redis.conf` and `start.sh` and runs `sh start.sh` with `REDIS_PASSWORD`.
     pub fn start(name: &str, redis_conf: &str, start_sh: &str, password: &str) -> Self {
+        Redis::start_with_env(
+            name,
+            redis_conf,
+            start_sh,
+            &[("REDIS_PASSWORD".to_string(), password.to_string())],
+        )
+    }
+
+    /// [`Redis::start`] with the environment `env` (the Redis container's, resolved).
+    pub fn start_with_env(
+        name: &str,
+        redis_conf: &str,
+        start_sh: &str,
+        env: &[(String, String)],
+    ) -> Self {
         let dir = TempDir::new(name);
         std::fs::write(dir.0.join("redis.conf"), redis_conf).expect("write redis.conf");
         std::fs::write(dir.0.join("start.sh"), start_sh).expect("write start.sh");
         let port = redis_port_of(redis_conf);
         let child = Command::new("sh")
             .arg(dir.0.join("start.sh"))
-            .env("REDIS_PASSWORD", password)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
