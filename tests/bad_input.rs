@@ -346,6 +346,22 @@ fn cases_the_server_refuses_in_children() -> Vec<(&'static str, &'static str, se
             "/spec/scaling",
             json!({"schedules": [{"name": "sale", "start": "0000-01-01T00:00:00Z", "end": "2026-12-02T09:00:00Z"}]}),
         ),
+        // A NetworkPolicy's podSelector and a PodMonitor's labels are Kubernetes labels.
+        (
+            "spec.monitoring.prometheusPodLabels[\"app kubernetes\"]",
+            "/spec/monitoring",
+            json!({"prometheusPodLabels": {"app kubernetes": "prometheus"}}),
+        ),
+        (
+            "spec.monitoring.podMonitorLabels[\"release\"]",
+            "/spec/monitoring",
+            json!({"podMonitorLabels": {"release": "-prometheus"}}),
+        ),
+        (
+            "spec.monitoring.podMonitorLabels[\"release\"]",
+            "/spec/monitoring",
+            json!({"podMonitorLabels": {"release": "r".repeat(64)}}),
+        ),
     ]
 }
 

@@ -140,6 +140,16 @@ mod tests {
     }
 
     #[test]
+    fn the_monitoring_account_is_created_only_with_its_password_and_gets_no_grant() {
+        let script = init_script(&DatabaseSpec::default(), 0);
+        assert!(script.contains("if [ -n \"${WEBTOON_DB_MONITOR_PASSWORD:-}\" ]; then"));
+        assert!(script.contains(
+            "CREATE USER IF NOT EXISTS 'webtoon_monitor'@'127.0.0.1' IDENTIFIED BY $(sql_string \"$WEBTOON_DB_MONITOR_PASSWORD\") WITH MAX_USER_CONNECTIONS 3;"
+        ));
+        assert!(!script.contains("TO 'webtoon_monitor'"));
+    }
+
+    #[test]
     fn a_fresh_data_directory_gets_the_account_the_secret_is_for() {
         let spec = DatabaseSpec::default();
         assert!(init_script(&spec, 1).contains("CREATE USER IF NOT EXISTS 'webtoon_2'@'%'"));

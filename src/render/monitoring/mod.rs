@@ -170,3 +170,81 @@ fn exporter_container(
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{parse_stacks, validated};
+    use crate::render::{Observed, render};
+
+    fn stack(spec: &str) -> ValidatedStack {
+        let yaml = format!(
+            "apiVersion: webtoon.io/v1alpha1\nkind: WebtoonStack\nmetadata: {{name: t, namespace: ns}}\nspec:\n  hosts: [t.example]\n  was: {{image: 'r.example/app:3', port: 8080}}\n{spec}"
+        );
+        validated(&parse_stacks("inline", &yaml).expect("parses")[0]).expect("valid")
+    }
+
+    fn containers(children: &crate::render::Children) -> Vec<String> {
+        let deployments = children
+            .deployments
+            .iter()
+            .filter_map(|d| d.spec.as_ref()?.template.spec.clone());
+        let stateful_sets = children
+            .stateful_sets
+            .iter()
+            .filter_map(|s| s.spec.as_ref()?.template.spec.clone());
+        deployments
+            .chain(stateful_sets)
+            .flat_map(|p| p.containers)
+            .map(|c| c.name)
+            .collect()
+    }
+
+    #[test]
+    fn without_monitoring_nothing_is_added() {
+        let plain = stack("");
+        let children = render(&plain, &Observed::default());
+        assert!(metrics_ports(&plain).is_empty());
+        assert!(children.pod_monitors.is_empty());
+        assert_eq!(containers(&children), ["was", "nginx", "mariadb", "redis"]);
+    }
+
+    #[test]
+    fn each_tier_the_operator_runs_gets_its_exporter() {
+        let monitored = stack("  monitoring: {}\n");
+        let children = render(&monitored, &Observed::default());
+        assert_eq!(
+            containers(&children),
+            [
+                "was",
+                "nginx",
+                "nginx-exporter",
+                "access-log-exporter",
+                "mariadb",
+                "mysqld-exporter",
+                "redis",
+                "redis-exporter"
+            ]
+        );
+        assert_eq!(children.pod_monitors.len(), 1);
+
+        // External data services are someone else's to watch.
+        let external = stack(
+            "  monitoring: {}\n  database: {mode: external, external: {host: db.example, port: 3306, secretName: db}}\n  cache: {mode: external, external: {host: cache.example, port: 6379, secretName: cache}}\n",
+        );
+        let ports: Vec<&str> = metrics_ports(&external).iter().map(|p| p.name).collect();
+        assert_eq!(ports, ["metrics-nginx", "metrics-access"]);
+    }
+
+    #[test]
+    fn was_metrics_on_its_own_port_are_scraped_by_that_ports_name() {
+        let shared = stack("  monitoring: {was: {port: 8080, path: /internal/metrics}}\n");
+        let port = metrics_ports(&shared)
+            .into_iter()
+            .find(|p| p.component == "was")
+            .expect("the WAS is scraped");
+        assert_eq!((port.name, port.number), ("app", 8080));
+        let own = stack("  monitoring: {was: {port: 9090}}\n");
+        assert_eq!(was_metrics_port_name(&own), WAS_METRICS_PORT_NAME);
+    }
+}
