@@ -13,8 +13,8 @@ use kube::Client;
 use kube::Resource;
 use kube::client::Body;
 use kube_fake_client::ClientBuilder;
-use webtoon_operator::render::monitoring::pod_monitor::PodMonitor;
 use webtoon_operator::api::WebtoonStack;
+use webtoon_operator::render::monitoring::pod_monitor::PodMonitor;
 
 /// An API failure to inject into the controller's next write requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
