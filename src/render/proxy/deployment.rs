@@ -164,8 +164,12 @@ pub fn pod_template(stack: &ValidatedStack, conf: &str) -> PodTemplateSpec {
     };
 
     let mut containers = vec![container];
+    // The configuration whose change must restart the pods: nginx's, and with
+    // monitoring the access log exporter's, which it reads only when it starts.
+    let mut config = conf.to_string();
     if let Some(monitoring) = crate::render::monitoring::spec(stack) {
         use crate::render::monitoring::{access_log_exporter, nginx_exporter};
+        config.push_str(&access_log_exporter::in_cluster_config());
         containers.push(nginx_exporter::container(&monitoring.images.nginx));
         containers.push(access_log_exporter::container(
             &monitoring.images.nginx_log,
@@ -179,7 +183,7 @@ pub fn pod_template(stack: &ValidatedStack, conf: &str) -> PodTemplateSpec {
             labels: Some(labels(stack, "proxy")),
             annotations: Some(BTreeMap::from([(
                 CONFIG_CHECKSUM_ANNOTATION.to_string(),
-                checksum(conf),
+                checksum(&config),
             )])),
             ..Default::default()
         }),
