@@ -85,10 +85,10 @@ pub fn name(stack: &ValidatedStack) -> String {
 pub fn pod_monitor(stack: &ValidatedStack) -> Option<PodMonitor> {
     let monitoring = spec(stack)?;
     let mut metadata = object_meta(stack, name(stack), "metrics", Lifetime::WithStack);
-    metadata
-        .labels
-        .get_or_insert_with(BTreeMap::new)
-        .extend(monitoring.pod_monitor_labels.clone());
+    // The operator's own labels win: prune finds its children by them.
+    let mut labels = monitoring.pod_monitor_labels.clone();
+    labels.extend(metadata.labels.take().unwrap_or_default());
+    metadata.labels = Some(labels);
     let was_path = monitoring.was.as_ref().map(|w| w.path.clone());
     let endpoints = metrics_ports(stack)
         .into_iter()
@@ -105,8 +105,8 @@ pub fn pod_monitor(stack: &ValidatedStack) -> Option<PodMonitor> {
             ],
         })
         .collect();
-    Some(PodMonitor::new(
-        &metadata.name.clone().unwrap_or_default(),
+    let mut monitor = PodMonitor::new(
+        &name(stack),
         PodMonitorSpec {
             selector: LabelSelector {
                 match_labels: Some(BTreeMap::from([
@@ -117,16 +117,28 @@ pub fn pod_monitor(stack: &ValidatedStack) -> Option<PodMonitor> {
             },
             pod_metrics_endpoints: endpoints,
         },
-    ))
-    .map(|mut monitor| {
-        monitor.metadata = metadata;
-        monitor
-    })
+    );
+    monitor.metadata = metadata;
+    Some(monitor)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_users_labels_never_replace_the_operators() {
+        let yaml = "apiVersion: webtoon.io/v1alpha1\nkind: WebtoonStack\nmetadata: {name: t, namespace: ns}\nspec:\n  hosts: [t.example]\n  was: {image: 'r.example/app:3'}\n  monitoring: {podMonitorLabels: {release: prom, app.kubernetes.io/instance: other}}\n";
+        let stack = crate::manifest::validated(
+            &crate::manifest::parse_stacks("inline", yaml).expect("parses")[0],
+        )
+        .expect("valid");
+        let monitor = pod_monitor(&stack).expect("monitoring is on");
+        let labels = monitor.metadata.labels.expect("labels");
+        assert_eq!(labels["release"], "prom");
+        assert_eq!(labels[INSTANCE_LABEL], "t");
+        assert_eq!(monitor.metadata.namespace.as_deref(), Some("ns"));
+    }
 
     #[test]
     fn pod_labels_become_prometheus_discovery_labels() {
