@@ -348,6 +348,37 @@ fn chart_file(name: &str) -> String {
         .unwrap_or_else(|e| panic!("{name} is unreadable: {e}"))
 }
 
+/// The anchor GitHub gives a Markdown heading: lower case, spaces to `-`, punctuation
+/// other than `-` and `_` dropped.
+fn github_anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn github_anchors_follow_githubs_rules() {
+    assert_eq!(
+        github_anchor("WebtoonProxyErrorRatio"),
+        "webtoonproxyerrorratio"
+    );
+    assert_eq!(
+        github_anchor("Releases: automatic rollback and migrations that run once"),
+        "releases-automatic-rollback-and-migrations-that-run-once"
+    );
+    assert_eq!(
+        github_anchor("GitOps health: Argo CD, Flux and kubectl"),
+        "gitops-health-argo-cd-flux-and-kubectl"
+    );
+}
+
 #[test]
 fn every_alert_passes_promtool_with_a_firing_and_a_silent_test() {
     let checked = run_promtool(&[
@@ -380,8 +411,10 @@ fn every_alert_passes_promtool_with_a_firing_and_a_silent_test() {
         .collect();
     assert_eq!(
         alerts.len(),
-        6,
-        "operator down, reconcile errors, not Ready, backup failed and stale, a failed release"
+        12,
+        "operator down, reconcile errors, not Ready, backup failed and stale, a failed release; \
+         proxy errors and no healthy upstream, database connections, cache evictions, \
+         tiers below their replicas, an exporter down"
     );
     for alert in alerts {
         let of_alert = cases.iter().filter(|c| c["alertname"] == alert);
@@ -390,6 +423,42 @@ fn every_alert_passes_promtool_with_a_firing_and_a_silent_test() {
         assert!(
             !firing.is_empty() && !silent.is_empty(),
             "{alert} needs a firing and a silent test"
+        );
+    }
+
+    // Every alert links its runbook: a heading of README.md, by GitHub's anchor rules.
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md is readable");
+    let mut in_code = false;
+    let anchors: Vec<String> = readme
+        .lines()
+        .filter(|l| {
+            if l.starts_with("```") {
+                in_code = !in_code;
+            }
+            !in_code && l.starts_with('#')
+        })
+        .filter_map(|l| l.trim_start_matches('#').strip_prefix(' '))
+        .map(github_anchor)
+        .collect();
+    for rule in rules["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+        .filter(|r| r["alert"].is_string())
+    {
+        let alert = rule["alert"].as_str().unwrap_or_default();
+        let url = rule["annotations"]["runbook_url"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{alert} has no runbook_url annotation"));
+        let anchor = url
+            .strip_prefix(
+                "https://github.com/webtoon-operator/webtoon-operator/blob/main/README.md#",
+            )
+            .unwrap_or_else(|| panic!("{alert}: {url} is not a heading of README.md"));
+        assert!(
+            anchors.iter().any(|a| a == anchor),
+            "{alert}: README.md has no heading with the anchor #{anchor}"
         );
     }
 
@@ -410,7 +479,7 @@ fn every_dashboard_query_parses() {
         .flat_map(|p| p["targets"].as_array().into_iter().flatten())
         .filter_map(|t| t["expr"].as_str())
         .collect();
-    assert!(exprs.len() >= 9, "{exprs:?}");
+    assert!(exprs.len() >= 34, "{exprs:?}");
     // promtool parses PromQL in rule files: each query becomes a recording rule.
     let rules = serde_json::json!({"groups": [{
         "name": "dashboard",
@@ -440,6 +509,50 @@ fn every_dashboard_query_parses() {
 }
 
 #[test]
+fn the_stack_row_filters_every_query_by_the_chosen_namespace_and_stack() {
+    let dashboard: Value =
+        serde_json::from_str(&chart_file("dashboard.json")).expect("the dashboard is JSON");
+    let variables: Vec<&Value> = dashboard["templating"]["list"]
+        .as_array()
+        .expect("templating")
+        .iter()
+        .collect();
+    for name in ["namespace", "stack"] {
+        let variable = variables
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no ${name} variable"));
+        assert!(
+            variable["definition"].as_str().is_some_and(
+                |q| q.starts_with("label_values(") && q.ends_with(&format!(", {name})"))
+            ),
+            "{variable}"
+        );
+    }
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let row = panels
+        .iter()
+        .position(|p| p["type"] == "row")
+        .expect("a row of per-stack panels");
+    let stack_panels = &panels[row + 1..];
+    assert!(stack_panels.len() >= 13, "{stack_panels:?}");
+    for panel in stack_panels {
+        assert_ne!(panel["type"], "row", "one per-stack row");
+        let targets = panel["targets"].as_array().expect("targets");
+        assert!(!targets.is_empty(), "{panel}");
+        for target in targets {
+            let expr = target["expr"].as_str().expect("expr");
+            assert!(
+                expr.contains(r#"{namespace="$namespace", stack="$stack""#),
+                "{} does not select the chosen stack: {expr}",
+                panel["title"]
+            );
+            assert!(!expr.contains("$__"), "Grafana-only interval: {expr}");
+        }
+    }
+}
+
+#[test]
 fn a_service_monitor_or_a_pod_monitor_scrapes_the_metrics_port_but_not_both() {
     let docs = template(&["serviceMonitor.enabled=true"]);
     let monitor = find(&docs, "ServiceMonitor")[0];
@@ -449,12 +562,15 @@ fn a_service_monitor_or_a_pod_monitor_scrapes_the_metrics_port_but_not_both() {
         service["metadata"]["labels"]["app.kubernetes.io/instance"]
     );
     assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    // The operator's gauges carry their stacks' own `namespace` and `stack` labels:
+    // without honorLabels Prometheus renames them `exported_namespace`, and the
+    // dashboard's and alerts' `by (namespace, stack)` find nothing.
+    assert_eq!(monitor["spec"]["endpoints"][0]["honorLabels"], true);
     assert!(find(&docs, "PodMonitor").is_empty());
     let docs = template(&["podMonitor.enabled=true"]);
-    assert_eq!(
-        find(&docs, "PodMonitor")[0]["spec"]["podMetricsEndpoints"][0]["port"],
-        "metrics"
-    );
+    let endpoint = &find(&docs, "PodMonitor")[0]["spec"]["podMetricsEndpoints"][0];
+    assert_eq!(endpoint["port"], "metrics");
+    assert_eq!(endpoint["honorLabels"], true);
     let out = run_helm(&[
         "template",
         "wto",
