@@ -108,12 +108,7 @@ async fn monitoring_on_and_off(client: Client, namespace: String) {
         let phase = pod.status.as_ref().and_then(|s| s.phase.clone());
         assert_eq!(phase.as_deref(), Some("Running"), "{}", pod.name_any());
         served.extend(port_names(pod));
-        tiers.extend(
-            pod.labels()
-                .get("app.kubernetes.io/component")
-                .cloned()
-                .into_iter(),
-        );
+        tiers.extend(pod.labels().get("app.kubernetes.io/component").cloned());
     }
     for tier in ["proxy", "was", "database", "cache"] {
         assert!(

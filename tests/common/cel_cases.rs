@@ -140,8 +140,14 @@ pub fn cases() -> Vec<Case> {
         Case {
             path: ".spec.monitoring.images.nginx",
             rule: "!self.endsWith(':latest')",
-            accept: |v| v["spec"]["monitoring"] = json!({"images": {"nginx": "nginx/nginx-prometheus-exporter:v1.0.0"}}),
-            reject: |v| v["spec"]["monitoring"] = json!({"images": {"nginx": "nginx/nginx-prometheus-exporter:latest"}}),
+            accept: |v| {
+                v["spec"]["monitoring"] =
+                    json!({"images": {"nginx": "nginx/nginx-prometheus-exporter:v1.0.0"}})
+            },
+            reject: |v| {
+                v["spec"]["monitoring"] =
+                    json!({"images": {"nginx": "nginx/nginx-prometheus-exporter:latest"}})
+            },
         },
         Case {
             path: ".spec.monitoring.images.nginxLog",
@@ -152,14 +158,26 @@ pub fn cases() -> Vec<Case> {
         Case {
             path: ".spec.monitoring.images.mysqld",
             rule: "!self.endsWith(':latest')",
-            accept: |v| v["spec"]["monitoring"] = json!({"images": {"mysqld": "prom/mysqld-exporter:v1.0.0"}}),
-            reject: |v| v["spec"]["monitoring"] = json!({"images": {"mysqld": "prom/mysqld-exporter:latest"}}),
+            accept: |v| {
+                v["spec"]["monitoring"] =
+                    json!({"images": {"mysqld": "prom/mysqld-exporter:v1.0.0"}})
+            },
+            reject: |v| {
+                v["spec"]["monitoring"] =
+                    json!({"images": {"mysqld": "prom/mysqld-exporter:latest"}})
+            },
         },
         Case {
             path: ".spec.monitoring.images.redis",
             rule: "!self.endsWith(':latest')",
-            accept: |v| v["spec"]["monitoring"] = json!({"images": {"redis": "oliver006/redis_exporter:v1.0.0"}}),
-            reject: |v| v["spec"]["monitoring"] = json!({"images": {"redis": "oliver006/redis_exporter:latest"}}),
+            accept: |v| {
+                v["spec"]["monitoring"] =
+                    json!({"images": {"redis": "oliver006/redis_exporter:v1.0.0"}})
+            },
+            reject: |v| {
+                v["spec"]["monitoring"] =
+                    json!({"images": {"redis": "oliver006/redis_exporter:latest"}})
+            },
         },
         Case {
             path: ".spec.was.image",
