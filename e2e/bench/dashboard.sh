@@ -16,10 +16,14 @@
 #   both down   2 minutes: every attempt fails, clients get 502
 #   recovered   5 minutes: both serve again, and the outage leaves the 5-minute window
 #
+# The operator's own gauges (replicas against the autoscaler's bounds, a sale
+# schedule, backup ages) come from the operator reconciling the same stack, with
+# autoscaling, a schedule in force during the test and backups every minute, on the
+# local cluster (e2e/local-cluster.sh, KWOK nodes; the backup pods' reports are the
+# cluster's KWOK stand-ins). Prometheus scrapes it too, keeping its labels.
+#
 # Then e2e/bench/render_dashboard.py draws the dashboard's per-stack row from that
-# Prometheus. The operator's own gauges (replicas, autoscaler bounds, schedules,
-# backups) come from an operator watching a cluster, which this does not run: those
-# panels say "no data".
+# Prometheus.
 #
 #   e2e/bench/dashboard.sh [OUT.png]      default charts/webtoon-operator/dashboard.png
 #   WEBTOON_DASHBOARD_PHASE_SECONDS=30 WEBTOON_DASHBOARD_WINDOW_SECONDS=30 \
@@ -60,6 +64,7 @@ access_log_exporter="$(tool_path prometheus-nginxlog-exporter <<<"$exporters")"
 mysqld_exporter="$(tool_path mysqld_exporter <<<"$exporters")"
 redis_exporter="$(tool_path redis_exporter <<<"$exporters")"
 nginx="$(tests/build-nginx.sh)"
+kubectl="$(e2e/tools/build.sh kubernetes | tool_path kubernetes_kubectl)"
 cargo build --quiet --bin webtoon-operator --example demo-was
 operator="$root/target/debug/webtoon-operator"
 was="$root/target/debug/examples/demo-was"
@@ -74,10 +79,12 @@ python="$venv/bin/python"
 
 work="$(mktemp -d /tmp/webtoon-dashboard.XXXXXX)"
 pids=()
+cluster_dir="$work/cluster"
 cleanup() {
   local pid
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  WEBTOON_CLUSTER_DIR="$cluster_dir" e2e/local-cluster.sh down >/dev/null 2>&1 || true
   if [ -n "${WEBTOON_DASHBOARD_KEEP:-}" ]; then
     log "kept $work (configurations, logs, Prometheus's data)"
   else
@@ -140,7 +147,7 @@ EOF
 "$operator" render -f "$work/stack.yaml" >"$work/render.yaml"
 
 declare -A port
-for name in http health syslog access_log nginx_exporter mysqld_exporter redis_exporter database cache was1 was2 prometheus; do
+for name in http health syslog access_log nginx_exporter mysqld_exporter redis_exporter database cache was1 was2 prometheus operator; do
   port[$name]="$(free_port)"
 done
 cat >"$work/ports.json" <<EOF
@@ -204,6 +211,37 @@ mkdir -p "$work/stack/nginx/logs"
 start nginx "$nginx" -p "$work/stack/nginx" -c "$work/stack/nginx/nginx.conf" -g 'daemon off;'
 wait_for nginx curl -fsS "http://127.0.0.1:${port[health]}/healthz"
 
+log "starting the local cluster and the operator, for the operator's own gauges"
+kubeconfig="$(WEBTOON_CLUSTER_DIR="$cluster_dir" e2e/local-cluster.sh up 2>"$work/logs/cluster.log")"
+kube() { KUBECONFIG="$kubeconfig" "$kubectl" "$@"; }
+"$operator" crd | kube apply --server-side --field-manager=dashboard -f - >/dev/null
+kube wait --for=condition=Established crd/webtoonstacks.webtoon.io --timeout=60s >/dev/null
+kube create namespace "$namespace" >/dev/null
+start operator env KUBECONFIG="$kubeconfig" "$operator" run --metrics-address "127.0.0.1:${port[operator]}"
+# The same stack, with a WAS autoscaler, backups and verified restores every minute,
+# and the schedules given as YAML in $1.
+apply_stack() {
+  kube apply -f - >/dev/null <<EOF
+apiVersion: webtoon.io/v1alpha1
+kind: WebtoonStack
+metadata: {name: $stack, namespace: $namespace}
+spec:
+  hosts: [toon.example]
+  was:
+    image: registry.example/toon/was:1.0.0
+    autoscaling: {minReplicas: 2, maxReplicas: 6}
+  database:
+    backup:
+      schedule: "* * * * *"
+      timeZone: Etc/UTC
+      verify: {schedule: "* * * * *"}
+  scaling: {schedules: [$1]}
+  monitoring: {}
+EOF
+}
+apply_stack ""
+kube -n "$namespace" wait "wts/$stack" --for=condition=Ready --timeout=180s >/dev/null
+
 log "starting the exporters and Prometheus"
 for exporter in nginx-exporter access-log-exporter mysqld-exporter redis-exporter; do
   mapfile -t args <"$cmd/$exporter.args"
@@ -234,13 +272,21 @@ EOF
   target 1 metrics-access proxy "$stack-proxy-0" access-log-exporter "${port[access_log]}"
   target 2 metrics-mysqld database "$stack-database-0" mysqld-exporter "${port[mysqld_exporter]}"
   target 3 metrics-redis cache "$stack-cache-0" redis-exporter "${port[redis_exporter]}"
+  # The operator's series name their own namespace and stack, as the chart's
+  # monitors keep them (honorLabels).
+  cat <<EOF
+  - job_name: webtoon-operator
+    honor_labels: true
+    static_configs:
+      - targets: ['127.0.0.1:${port[operator]}']
+EOF
 } >"$work/prometheus.yml"
 start prometheus "$prometheus" --config.file="$work/prometheus.yml" \
   --storage.tsdb.path="$work/prometheus" --web.listen-address="127.0.0.1:${port[prometheus]}"
 prom="http://127.0.0.1:${port[prometheus]}"
 wait_for Prometheus curl -fsS "$prom/-/ready"
 targets_up() {
-  curl -fsS "$prom/api/v1/query?query=count(up%3D%3D1)" | grep -q '"value":\[[^]]*,"4"\]'
+  curl -fsS "$prom/api/v1/query?query=count(up%3D%3D1)" | grep -q '"value":\[[^]]*,"5"\]'
 }
 wait_for "every target up" targets_up
 for metric in nginx_up mysql_up redis_up; do
@@ -285,6 +331,10 @@ phase_run() {
   events+=("{\"start\": $begin, \"end\": $(date +%s), \"label\": \"$label\"}")
 }
 
+# A sale that raises the WAS floor from the middle of the steady phase into the outage.
+rfc3339() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
+sale_start="$(($(date +%s) + window + phase / 2))"
+apply_stack "{name: half-price-sale, start: \"$(rfc3339 "$sale_start")\", end: \"$(rfc3339 $((sale_start + phase * 2)))\", was: {minReplicas: 4}}"
 fill_cache "$((window + phase * 2))" &
 pids+=("$!")
 log "warm-up for $window s"
@@ -308,5 +358,5 @@ grep -h -A3 '^Running\|Requests/sec' "$work/logs/wrk.log" | grep 'Requests/sec' 
 log "drawing $out"
 "$python" e2e/bench/render_dashboard.py --prometheus "$prom" --namespace "$namespace" \
   --stack "$stack" --start "$started" --end "$ended" --events "$work/events.json" \
-  --subtitle "Real nginx, demo WAS, MariaDB and Redis with their exporters on 127.0.0.1, scraped every 5 s; wrk load, 8 connections. The operator's own gauges are not running here: no data." \
+  --subtitle "Real nginx, demo WAS, MariaDB, Redis and exporters on 127.0.0.1 under wrk (8 connections), scraped every 5 s; the operator's gauges from the same stack on the local cluster." \
   --out "$out"
