@@ -34,9 +34,14 @@ pub async fn ensure_crd(client: &Client) {
         Ok(Err(error)) => panic!("{}", rejection(&crd, &crate::dry_run::error_text(&error))),
         Err(_) => panic!("applying CRD {name}: no answer within {API_TIMEOUT:?}"),
     }
+    established(&crds, &name).await;
+}
+
+/// Waits until the CRD `name` is Established.
+async fn established(crds: &Api<CustomResourceDefinition>, name: &str) {
     crate::wait::until(
-        &crds,
-        &name,
+        crds,
+        name,
         Duration::from_secs(60),
         conditions::is_crd_established(),
     )
@@ -139,12 +144,6 @@ pub async fn ensure_monitoring_crds(client: &Client) {
         )
         .await
         .unwrap_or_else(|e| panic!("cannot install the CRD {name}: {e}"));
-        crate::wait::until(
-            &crds,
-            &name,
-            Duration::from_secs(60),
-            conditions::is_crd_established(),
-        )
-        .await;
+        established(&crds, &name).await;
     }
 }
