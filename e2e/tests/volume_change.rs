@@ -16,6 +16,7 @@ use webtoon_e2e::operator::{Operator, Scope};
 use webtoon_e2e::stack::{self, condition};
 use webtoon_e2e::wait;
 use webtoon_operator::api::WebtoonStack;
+use webtoon_operator::controller::data_volumes::size;
 
 const LIMIT: Duration = Duration::from_secs(300);
 
@@ -32,20 +33,14 @@ async fn refusals(client: &Client, namespace: &str, reason: &str) -> Vec<String>
 }
 
 fn template_size(statefulset: &StatefulSet) -> Option<String> {
-    statefulset
-        .spec
-        .as_ref()?
-        .volume_claim_templates
-        .as_ref()?
-        .first()?
-        .spec
-        .as_ref()?
-        .resources
-        .as_ref()?
-        .requests
-        .as_ref()?
-        .get("storage")
-        .map(|q| q.0.clone())
+    size(
+        statefulset
+            .spec
+            .as_ref()?
+            .volume_claim_templates
+            .as_ref()?
+            .first()?,
+    )
 }
 
 async fn volume_changes_never_stall(client: Client, namespace: String) {

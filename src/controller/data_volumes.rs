@@ -33,7 +33,8 @@ pub struct Plan {
     pub refused: Vec<(&'static str, String)>,
 }
 
-fn size(claim: &PersistentVolumeClaim) -> Option<String> {
+/// The storage a claim (or a claim template) asks for.
+pub fn size(claim: &PersistentVolumeClaim) -> Option<String> {
     claim
         .spec
         .as_ref()?
