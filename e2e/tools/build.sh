@@ -5,7 +5,8 @@
 # proxy when a module asks for a newer one than the machine's (GOTOOLCHAIN=auto).
 #
 #   e2e/tools/build.sh [kubernetes|kubernetes-oldest|etcd|kwok|actionlint|helm|prometheus|versitygw
-#                       |nginx-exporter|nginxlog-exporter|mysqld-exporter|redis-exporter ...]
+#                       |nginx-exporter|nginxlog-exporter|mysqld-exporter|redis-exporter
+#                       |kubernetes-node|kube-router|coredns ...]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -73,6 +74,17 @@ for tool in "${tools[@]}"; do
       v="$(version_of "$tool" k8s.io/kubernetes)"
       build "$tool" "$root/.tools/kubernetes-$v" "$(kubernetes_ldflags "$v")" |
         sed "s/^/${tool//-/_}_/" ;;
+    kubernetes-node)
+      # kubelet and kube-proxy, for the real node only: the KWOK cluster needs neither.
+      v="$(version_of kubernetes-node k8s.io/kubernetes)"
+      build kubernetes-node "$root/.tools/kubernetes-node-$v" "$(kubernetes_ldflags "$v")" ;;
+    kube-router)
+      v="$(version_of kube-router github.com/cloudnativelabs/kube-router/v2)"
+      build kube-router "$root/.tools/kube-router-$v" \
+        "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$v" ;;
+    coredns)
+      v="$(version_of coredns github.com/coredns/coredns)"
+      build coredns "$root/.tools/coredns-$v" "" ;;
     etcd)
       v="$(version_of etcd go.etcd.io/etcd/server/v3)"
       build etcd "$root/.tools/etcd-$v" "-X go.etcd.io/etcd/api/v3/version.GitSHA=$v" ;;
