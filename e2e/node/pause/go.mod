@@ -1,0 +1,3 @@
+module webtoon.local/pause
+
+go 1.22
