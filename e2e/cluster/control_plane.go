@@ -13,7 +13,8 @@ const serviceCIDR = "10.96.0.0/16"
 
 // prepare writes the certificates, kubeconfigs, audit policy and KWOK stages into dir
 // and returns the components in start order.
-func prepare(dir, kubernetes, etcd, kwok string, controlPlaneOnly bool) (*state, error) {
+// With node set, the cluster gets a real node instead of KWOK's.
+func prepare(dir, kubernetes, etcd, kwok string, controlPlaneOnly bool, node *nodeConfig) (*state, error) {
 	pki := filepath.Join(dir, "pki")
 	ca, err := newAuthority(pki)
 	if err != nil {
@@ -40,6 +41,22 @@ func prepare(dir, kubernetes, etcd, kwok string, controlPlaneOnly bool) (*state,
 		{file: "kwok", common: "kwok", orgs: []string{"system:masters"}},
 		{file: "provisioner", common: "webtoon-local-provisioner", orgs: []string{"system:masters"}},
 	}
+	host := "127.0.0.1"
+	if node != nil {
+		// Pods reach the API server through the `kubernetes` Service, which leads to
+		// the address it advertises: the node's, on the pod bridge.
+		host = nodeIP
+		identities[0].ips = append(identities[0].ips, net.ParseIP(nodeIP))
+		identities = append(identities,
+			identity{file: "kubelet", common: "system:node:" + nodeName, orgs: []string{"system:nodes"}},
+			identity{file: "kube-proxy", common: "system:kube-proxy"},
+			// kube-router's firewall reads pods, namespaces and NetworkPolicies
+			// cluster-wide, as the cluster's own network plugin.
+			identity{file: "kube-router", common: "kube-router", orgs: []string{"system:masters"}},
+			// The API server's identity towards the kubelet (logs, exec, port-forward).
+			identity{file: "kube-apiserver-kubelet-client", common: "kube-apiserver-kubelet-client", orgs: []string{"system:masters"}},
+		)
+	}
 	for _, id := range identities {
 		if err := ca.issue(pki, id); err != nil {
 			return nil, err
@@ -54,9 +71,13 @@ func prepare(dir, kubernetes, etcd, kwok string, controlPlaneOnly bool) (*state,
 			return nil, err
 		}
 	}
-	server := fmt.Sprintf("https://127.0.0.1:%d", ports["kube-apiserver"])
+	server := fmt.Sprintf("https://%s:%d", host, ports["kube-apiserver"])
+	users := []string{"admin", "kube-controller-manager", "kube-scheduler", "kwok", "provisioner"}
+	if node != nil {
+		users = append(users, "kubelet", "kube-proxy", "kube-router")
+	}
 	kubeconfigs := map[string]string{}
-	for _, user := range []string{"admin", "kube-controller-manager", "kube-scheduler", "kwok", "provisioner"} {
+	for _, user := range users {
 		path := filepath.Join(dir, user+".kubeconfig")
 		if err := writeKubeconfig(path, server, pki, user); err != nil {
 			return nil, err
@@ -90,7 +111,7 @@ func prepare(dir, kubernetes, etcd, kwok string, controlPlaneOnly bool) (*state,
 		{
 			Name: "kube-apiserver",
 			Args: []string{filepath.Join(kubernetes, "kube-apiserver"),
-				"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+				"--bind-address=" + host, "--advertise-address=" + host,
 				fmt.Sprintf("--secure-port=%d", ports["kube-apiserver"]),
 				"--etcd-servers=" + etcdURL,
 				"--cert-dir=" + filepath.Join(dir, "kube-apiserver"),
@@ -115,13 +136,21 @@ func prepare(dir, kubernetes, etcd, kwok string, controlPlaneOnly bool) (*state,
 				"--requestheader-extra-headers-prefix=X-Remote-Extra-",
 				"--proxy-client-cert-file=" + p("front-proxy-client.crt"),
 				"--proxy-client-key-file=" + p("front-proxy-client.key"),
-				// No pod reaches the API server through its Service here, and the
-				// endpoint reconciler refuses a loopback address.
-				"--endpoint-reconciler-type=none",
 				"--profiling=false",
 			},
 			Health: server + "/readyz",
 		},
+	}
+	if node != nil {
+		components[1].Args = append(components[1].Args,
+			"--kubelet-client-certificate="+p("kube-apiserver-kubelet-client.crt"),
+			"--kubelet-client-key="+p("kube-apiserver-kubelet-client.key"),
+			// The node's name resolves nowhere; its address is on the Node.
+			"--kubelet-preferred-address-types=InternalIP")
+	} else {
+		// No pod reaches the API server through its Service on KWOK's nodes, and the
+		// endpoint reconciler refuses a loopback address.
+		components[1].Args = append(components[1].Args, "--endpoint-reconciler-type=none")
 	}
 	if controlPlaneOnly {
 		return &state{Server: server, Kubeconfig: kubeconfigs["admin"], Components: components}, nil
@@ -174,7 +203,9 @@ func prepare(dir, kubernetes, etcd, kwok string, controlPlaneOnly bool) (*state,
 			},
 			Health: fmt.Sprintf("https://127.0.0.1:%d/healthz", ports["metrics-api"]),
 		},
-		component{
+	)
+	if node == nil {
+		components = append(components, component{
 			Name: "kwok",
 			Args: []string{kwok,
 				"--kubeconfig=" + kubeconfigs["kwok"],
@@ -183,7 +214,9 @@ func prepare(dir, kubernetes, etcd, kwok string, controlPlaneOnly bool) (*state,
 				"--node-lease-duration-seconds=40",
 				"--cidr=10.244.0.1/16",
 			},
-		},
+		})
+	}
+	components = append(components,
 		component{
 			Name: "provisioner",
 			Args: []string{self, "provision",
@@ -192,8 +225,15 @@ func prepare(dir, kubernetes, etcd, kwok string, controlPlaneOnly bool) (*state,
 			},
 		},
 	)
+	if node != nil {
+		nodeProcesses, err := nodeComponents(dir, kubeconfigs, node)
+		if err != nil {
+			return nil, err
+		}
+		components = append(components, nodeProcesses...)
+	}
 	return &state{Server: server, Kubeconfig: kubeconfigs["admin"], Components: components,
-		MetricsAPIPort: ports["metrics-api"]}, nil
+		MetricsAPIPort: ports["metrics-api"], Node: node}, nil
 }
 
 // writeKubeconfig writes a kubeconfig for one of the cluster's client certificates.

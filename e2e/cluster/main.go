@@ -77,6 +77,8 @@ type state struct {
 	Components []component `json:"components"`
 	// MetricsAPIPort is where the stand-in metrics API listens; 0 without controllers.
 	MetricsAPIPort int `json:"metricsAPIPort,omitempty"`
+	// Node is the real node's configuration; nil when KWOK plays the nodes.
+	Node *nodeConfig `json:"node,omitempty"`
 }
 
 func loadState(dir string) (*state, error) {
@@ -127,12 +129,37 @@ func up(args []string) error {
 	kwok := fs.String("kwok", "", "path of the kwok binary")
 	nodes := fs.Int("nodes", 3, "number of KWOK nodes, spread over as many zones")
 	controlPlaneOnly := fs.Bool("control-plane-only", false, "start etcd and kube-apiserver only: no controllers, scheduler or nodes")
+	nodeKind := fs.String("node", "kwok", "kwok: KWOK plays --nodes nodes; real: one node of this machine runs the pods")
+	nodeBinaries := fs.String("node-binaries", "", "with --node real: directory with kubelet and kube-proxy")
+	kubeRouter := fs.String("kube-router", "", "with --node real: path of the kube-router binary")
+	images := fs.String("images", "", "with --node real: file of REF=TARBALL lines to import into containerd")
 	dir, err := parseInDir(fs, args)
 	if err != nil {
 		return err
 	}
-	if *kubernetes == "" || *etcd == "" || (*kwok == "" && !*controlPlaneOnly) {
-		return errors.New("--kubernetes, --etcd and --kwok are required: e2e/local-cluster.sh passes the binaries e2e/tools/build.sh built")
+	var node *nodeConfig
+	switch *nodeKind {
+	case "kwok":
+		if *kubernetes == "" || *etcd == "" || (*kwok == "" && !*controlPlaneOnly) {
+			return errors.New("--kubernetes, --etcd and --kwok are required: e2e/local-cluster.sh passes the binaries e2e/tools/build.sh built")
+		}
+	case "real":
+		if *kubernetes == "" || *etcd == "" || *nodeBinaries == "" || *kubeRouter == "" || *images == "" {
+			return errors.New("--node real needs --kubernetes, --etcd, --node-binaries, --kube-router and --images: e2e/local-cluster.sh passes them")
+		}
+		list, err := readImages(*images)
+		if err != nil {
+			return fmt.Errorf("--images: %w", err)
+		}
+		node = &nodeConfig{
+			Kubelet:    filepath.Join(*nodeBinaries, "kubelet"),
+			KubeProxy:  filepath.Join(*nodeBinaries, "kube-proxy"),
+			KubeRouter: *kubeRouter,
+			Images:     list,
+		}
+		*nodes = 1
+	default:
+		return fmt.Errorf("--node %s: want kwok or real", *nodeKind)
 	}
 	if s, err := loadState(dir); err == nil {
 		for _, c := range s.Components {
@@ -140,6 +167,10 @@ func up(args []string) error {
 				return fmt.Errorf("a cluster already runs in %s (%s is up): stop it with `down` first", dir, c.Name)
 			}
 		}
+	}
+	// A real node that was not taken down still holds mounts under dir.
+	if err := restoreMachine(dir); err != nil {
+		return fmt.Errorf("undo the previous node in %s: %w", dir, err)
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return err
@@ -149,7 +180,7 @@ func up(args []string) error {
 			return err
 		}
 	}
-	plan, err := prepare(dir, *kubernetes, *etcd, *kwok, *controlPlaneOnly)
+	plan, err := prepare(dir, *kubernetes, *etcd, *kwok, *controlPlaneOnly, node)
 	if err != nil {
 		return err
 	}
@@ -157,22 +188,53 @@ func up(args []string) error {
 		return err
 	}
 	started := time.Now()
+	if node != nil {
+		if err := prepareMachine(dir); err != nil {
+			return failUp(dir, plan, err)
+		}
+	}
 	for _, c := range plan.Components {
-		if c.Name == "kwok" {
+		switch c.Name {
+		case "kwok":
 			// KWOK plays nodes that exist: create them (and the StorageClass) first.
 			if err := seed(dir, plan, *nodes); err != nil {
+				return failUp(dir, plan, err)
+			}
+		case "containerd":
+			if err := seed(dir, plan, 0); err != nil {
 				return failUp(dir, plan, err)
 			}
 		}
 		if err := start(dir, c); err != nil {
 			return failUp(dir, plan, err)
 		}
+		if c.Name == "containerd" {
+			if err := waitForSocket(dir, c, containerdSocket(dir), 30*time.Second); err != nil {
+				return failUp(dir, plan, err)
+			}
+			if err := importImages(dir, node.Images); err != nil {
+				return failUp(dir, plan, err)
+			}
+			continue
+		}
 		if err := waitHealthy(dir, c, 90*time.Second); err != nil {
 			return failUp(dir, plan, err)
 		}
 	}
 	if !*controlPlaneOnly {
-		if err := waitNodesReady(plan.Kubeconfig, *nodes, 60*time.Second); err != nil {
+		if err := waitNodesReady(plan.Kubeconfig, *nodes, 90*time.Second); err != nil {
+			return failUp(dir, plan, err)
+		}
+	}
+	if node != nil {
+		client, err := clientFor(plan.Kubeconfig)
+		if err != nil {
+			return failUp(dir, plan, err)
+		}
+		if err := startCoreDNS(client); err != nil {
+			return failUp(dir, plan, fmt.Errorf("start CoreDNS: %w", err))
+		}
+		if err := waitDeploymentAvailable(client, "kube-system", "coredns", 120*time.Second); err != nil {
 			return failUp(dir, plan, err)
 		}
 	}
@@ -184,6 +246,9 @@ func up(args []string) error {
 // failUp stops what started, keeps the directory for its logs, and returns err.
 func failUp(dir string, s *state, err error) error {
 	stopAll(dir, s)
+	if restoreErr := restoreMachine(dir); restoreErr != nil {
+		err = errors.Join(err, restoreErr)
+	}
 	return fmt.Errorf("%w\n(logs kept in %s)", err, filepath.Join(dir, "logs"))
 }
 
@@ -202,6 +267,9 @@ func down(args []string) error {
 		return err
 	}
 	stopAll(dir, s)
+	if err := restoreMachine(dir); err != nil {
+		return err
+	}
 	return os.RemoveAll(dir)
 }
 

@@ -57,7 +57,13 @@ func provisionClaim(ctx context.Context, client *kubernetes.Clientset, volumes s
 	}
 	name := "pvc-" + string(claim.UID)
 	path := filepath.Join(volumes, name)
-	if err := os.MkdirAll(path, 0o777); err != nil {
+	// Any pod's user may write, as on local-path volumes: the kubelet applies no
+	// fsGroup to a hostPath volume. Chmod, because MkdirAll's mode passes the umask.
+	err := os.MkdirAll(path, 0o777)
+	if err == nil {
+		err = os.Chmod(path, 0o777)
+	}
+	if err != nil {
 		log.Printf("claim %s/%s: %v", claim.Namespace, claim.Name, err)
 		return
 	}
@@ -88,7 +94,7 @@ func provisionClaim(ctx context.Context, client *kubernetes.Clientset, volumes s
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := client.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{})
+	_, err = client.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{})
 	switch {
 	case err == nil:
 		log.Printf("provisioned %s for %s/%s", name, claim.Namespace, claim.Name)
