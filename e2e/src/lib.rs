@@ -8,6 +8,7 @@ pub mod examples;
 pub mod helm;
 pub mod kubectl;
 pub mod namespace;
+pub mod node;
 pub mod operator;
 pub mod pods;
 pub mod stack;

@@ -1,0 +1,317 @@
+//! The real node's side of the suite (`e2e/local-cluster.sh up --node real`):
+//! requests through a stack's proxy Service from this machine, files on the node's
+//! volumes, connection attempts from inside real pods, and a stand-in for the
+//! internet in a network namespace of its own.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod, Service};
+use kube::{Api, Client};
+
+use crate::kubectl::kubectl;
+
+/// The image with busybox and curl that probes run in (`e2e/node/images.sh`).
+pub const NETTOOLS_IMAGE: &str = "webtoon.local/nettools:1";
+
+/// The ClusterIP of a Service, which kube-proxy serves on this machine too.
+pub async fn service_ip(client: &Client, namespace: &str, name: &str) -> String {
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let service = services
+        .get(name)
+        .await
+        .unwrap_or_else(|e| panic!("Service {namespace}/{name}: {e}"));
+    service
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .filter(|ip| ip != "None")
+        .unwrap_or_else(|| panic!("Service {namespace}/{name} has no cluster IP"))
+}
+
+/// One response as curl saw it.
+#[derive(Debug)]
+pub struct Response {
+    /// The status code, 0 when no response came.
+    pub status: u16,
+    /// The HTTP version curl used: `1.1`, `2`.
+    pub version: String,
+    /// The response headers, lower-cased names.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// curl's error, when it failed.
+    pub error: String,
+}
+
+impl Response {
+    /// The first value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Runs curl from this machine with `args` and the URL last.
+pub async fn curl(args: &[&str]) -> Response {
+    let dir = std::env::temp_dir().join(format!(
+        "webtoon-curl-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let headers = dir.join("headers");
+    let body = dir.join("body");
+    let output = tokio::process::Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "10"])
+        .arg("--dump-header")
+        .arg(&headers)
+        .arg("--output")
+        .arg(&body)
+        .args(["--write-out", "%{http_code} %{http_version}"])
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("curl runs (Debian's curl package)");
+    let written = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut parts = written.split_whitespace();
+    let status = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let version = parts.next().unwrap_or_default().to_string();
+    let header_text = std::fs::read_to_string(&headers).unwrap_or_default();
+    let response = Response {
+        status,
+        version,
+        // The last block: curl writes an interim 101 or 100 block first.
+        headers: header_text
+            .rsplit("\r\n\r\n")
+            .find(|block| !block.trim().is_empty())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| line.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect(),
+        body: std::fs::read(&body).unwrap_or_default(),
+        error: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    response
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// `GET http://<ip><path>` with the virtual host `host`.
+pub async fn get(ip: &str, host: &str, path: &str) -> Response {
+    curl(&[
+        "--header",
+        &format!("Host: {host}"),
+        &format!("http://{ip}{path}"),
+    ])
+    .await
+}
+
+/// The directory on this machine that holds a bound claim's volume: the local
+/// provisioner's volumes are hostPath directories of the node.
+pub async fn volume_dir(client: &Client, namespace: &str, claim: &str) -> PathBuf {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    let bound = claims
+        .get(claim)
+        .await
+        .unwrap_or_else(|e| panic!("claim {namespace}/{claim}: {e}"));
+    let volume = bound
+        .spec
+        .and_then(|s| s.volume_name)
+        .unwrap_or_else(|| panic!("claim {namespace}/{claim} is not bound"));
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let pv = volumes
+        .get(&volume)
+        .await
+        .unwrap_or_else(|e| panic!("volume {volume}: {e}"));
+    let path = pv
+        .spec
+        .and_then(|s| s.host_path)
+        .map(|h| h.path)
+        .unwrap_or_else(|| panic!("volume {volume} is not a hostPath volume of the node"));
+    PathBuf::from(path)
+}
+
+/// The names of the running pods that `selector` selects.
+pub async fn running_pods(client: &Client, namespace: &str, selector: &str) -> Vec<Pod> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    pods.list(&kube::api::ListParams::default().labels(selector))
+        .await
+        .unwrap_or_else(|e| panic!("pods {selector} in {namespace}: {e}"))
+        .items
+        .into_iter()
+        .filter(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        })
+        .collect()
+}
+
+/// Adds an ephemeral container `probe` with the test tools to a running pod: it
+/// shares the pod's network namespace, so its connections are the pod's, under the
+/// pod's NetworkPolicies. Returns once it runs.
+pub async fn attach_probe(namespace: &str, pod: &str) {
+    let added = kubectl(&[
+        "debug",
+        "--namespace",
+        namespace,
+        pod,
+        "--image",
+        NETTOOLS_IMAGE,
+        "--image-pull-policy=Never",
+        "--profile=restricted",
+        "--container=probe",
+        "--",
+        "sleep",
+        "3600",
+    ])
+    .await;
+    assert!(
+        added.success,
+        "cannot add a probe container to {namespace}/{pod}: {}",
+        added.stderr
+    );
+    for _ in 0..120 {
+        let state = kubectl(&[
+            "get",
+            "pod",
+            "--namespace",
+            namespace,
+            pod,
+            "--output",
+            "jsonpath={.status.ephemeralContainerStatuses[?(@.name==\"probe\")].state.running.startedAt}",
+        ])
+        .await;
+        if state.success && !state.stdout.trim().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("the probe container in {namespace}/{pod} did not start within 60 s");
+}
+
+/// Whether a TCP connection from `pod` (its container `container`) to
+/// `host:port` opens within two seconds.
+pub async fn connects(namespace: &str, pod: &str, container: &str, host: &str, port: u16) -> bool {
+    let port = port.to_string();
+    kubectl(&[
+        "exec",
+        "--namespace",
+        namespace,
+        pod,
+        "-c",
+        container,
+        "--",
+        "nc",
+        "-z",
+        "-w",
+        "2",
+        host,
+        &port,
+    ])
+    .await
+    .success
+}
+
+/// A stand-in for the internet: a network namespace routed from this machine (so
+/// pod traffic to it is forwarded, as to any outside address) with a TCP listener.
+/// Dropping it removes the namespace, its link and the listener.
+pub struct Internet {
+    listener: std::process::Child,
+}
+
+/// Where [`Internet`] listens: TEST-NET-3, which no real network routes.
+pub const INTERNET_ADDRESS: &str = "203.0.113.2";
+/// The port [`Internet`] listens on.
+pub const INTERNET_PORT: u16 = 443;
+const INTERNET_NETNS: &str = "webtoon-internet";
+const INTERNET_LINK: &str = "wt-inet0";
+
+impl Internet {
+    /// Creates the namespace and starts the listener; panics when this machine
+    /// does not allow it (the suite runs as root on the node's machine).
+    pub fn start() -> Internet {
+        Self::remove();
+        let ip = |args: &[&str]| {
+            let status = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .expect("ip runs");
+            assert!(status.success(), "ip {}", args.join(" "));
+        };
+        ip(&["netns", "add", INTERNET_NETNS]);
+        ip(&[
+            "link",
+            "add",
+            INTERNET_LINK,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "wt-inet1",
+        ]);
+        ip(&["link", "set", "wt-inet1", "netns", INTERNET_NETNS]);
+        ip(&["addr", "add", "203.0.113.1/30", "dev", INTERNET_LINK]);
+        ip(&["link", "set", INTERNET_LINK, "up"]);
+        let inside = |args: &[&str]| {
+            let mut all = vec!["netns", "exec", INTERNET_NETNS, "ip"];
+            all.extend_from_slice(args);
+            ip(&all);
+        };
+        inside(&[
+            "addr",
+            "add",
+            &format!("{INTERNET_ADDRESS}/30"),
+            "dev",
+            "wt-inet1",
+        ]);
+        inside(&["link", "set", "wt-inet1", "up"]);
+        inside(&["link", "set", "lo", "up"]);
+        inside(&["route", "add", "default", "via", "203.0.113.1"]);
+        let listener = std::process::Command::new("ip")
+            .args(["netns", "exec", INTERNET_NETNS, "python3", "-c"])
+            .arg(format!(
+                "import socket\n\
+                 s = socket.socket()\n\
+                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+                 s.bind(('{INTERNET_ADDRESS}', {INTERNET_PORT}))\n\
+                 s.listen(64)\n\
+                 while True:\n    s.accept()[0].close()\n"
+            ))
+            .spawn()
+            .expect("python3 runs in the namespace");
+        Internet { listener }
+    }
+
+    fn remove() {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "delete", INTERNET_LINK])
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "delete", INTERNET_NETNS])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Internet {
+    fn drop(&mut self) {
+        let _ = self.listener.kill();
+        let _ = self.listener.wait();
+        Self::remove();
+    }
+}
