@@ -204,9 +204,10 @@ pub async fn attach_probe(namespace: &str, pod: &str) {
 }
 
 /// Whether a TCP connection from `pod` (its container `container`) to
-/// `host:port` opens within two seconds.
+/// `host:port` opens within two seconds. busybox's nc has no `-z`: with its input
+/// empty it closes at once after connecting, and fails when it cannot connect.
 pub async fn connects(namespace: &str, pod: &str, container: &str, host: &str, port: u16) -> bool {
-    let port = port.to_string();
+    let attempt = format!("nc -w 2 {host} {port} </dev/null");
     kubectl(&[
         "exec",
         "--namespace",
@@ -215,12 +216,9 @@ pub async fn connects(namespace: &str, pod: &str, container: &str, host: &str, p
         "-c",
         container,
         "--",
-        "nc",
-        "-z",
-        "-w",
-        "2",
-        host,
-        &port,
+        "sh",
+        "-c",
+        &attempt,
     ])
     .await
     .success
@@ -314,4 +312,77 @@ impl Drop for Internet {
         let _ = self.listener.wait();
         Self::remove();
     }
+}
+
+/// The stack that `yaml` describes, in `namespace`.
+pub fn stack_from_yaml(yaml: &str, namespace: &str) -> webtoon_operator::api::WebtoonStack {
+    let mut stacks = webtoon_operator::manifest::parse_stacks("inline stack", yaml)
+        .unwrap_or_else(|e| panic!("the inline stack does not parse: {e}"));
+    assert_eq!(stacks.len(), 1, "one stack");
+    let mut stack = stacks.remove(0);
+    stack.metadata.namespace = Some(namespace.to_string());
+    stack
+}
+
+/// What one wrk run reported.
+#[derive(Debug, Default)]
+pub struct WrkReport {
+    /// Requests completed.
+    pub requests: u64,
+    /// Responses that were neither 2xx nor 3xx.
+    pub non_2xx_3xx: u64,
+    /// Connect, read, write and timeout errors together.
+    pub socket_errors: u64,
+    /// Requests per second.
+    pub requests_per_sec: f64,
+    /// wrk's whole report.
+    pub output: String,
+}
+
+/// Starts wrk for `seconds` against `url` with the virtual host `host`: one thread,
+/// four connections, so the load stays bounded on a small machine.
+pub fn start_wrk(url: &str, host: &str, seconds: u64) -> tokio::process::Child {
+    tokio::process::Command::new("wrk")
+        .args(["--threads", "1", "--connections", "4", "--timeout", "5s"])
+        .arg("--duration")
+        .arg(format!("{seconds}s"))
+        .args(["--header", &format!("Host: {host}"), url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("wrk runs (Debian's wrk package)")
+}
+
+/// Waits for wrk to finish and reads its report.
+pub async fn finish_wrk(wrk: tokio::process::Child) -> WrkReport {
+    let output = wrk.wait_with_output().await.expect("wrk finishes");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut report = WrkReport {
+        output: text.clone(),
+        ..Default::default()
+    };
+    for line in text.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if line.contains("requests in") {
+            report.requests = words.first().and_then(|v| v.parse().ok()).unwrap_or(0);
+        } else if line.starts_with("Requests/sec:") {
+            report.requests_per_sec = words.get(1).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        } else if line.starts_with("Non-2xx or 3xx responses:") {
+            report.non_2xx_3xx = words.last().and_then(|v| v.parse().ok()).unwrap_or(0);
+        } else if let Some(errors) = line.strip_prefix("Socket errors:") {
+            // "Socket errors: connect 0, read 0, write 0, timeout 0"
+            report.socket_errors = errors
+                .split(',')
+                .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
+                .sum();
+        }
+    }
+    assert!(
+        output.status.success() && report.requests > 0,
+        "wrk failed: {}{}",
+        report.output,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    report
 }
