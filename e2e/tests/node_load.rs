@@ -39,7 +39,7 @@ spec:
 const LOAD_SECONDS: u64 = 60;
 
 #[tokio::test]
-async fn deleting_a_was_pod_and_a_rolling_update_fail_no_request() {
+async fn real_node_fails_no_request_when_was_pods_go() {
     within_namespace("node-load", LIMIT, |client, namespace| async move {
         ensure_crd(&client).await;
         let _operator = Operator::start(&client, &namespace, Scope::ClusterRole).await;

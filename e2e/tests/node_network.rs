@@ -50,7 +50,7 @@ struct Party {
 }
 
 #[tokio::test]
-async fn network_policies_refuse_and_allow_real_connections_as_listed() {
+async fn real_node_enforces_the_network_policy_matrix() {
     within_namespace("node-net", LIMIT, |_, namespace| async move {
         with_namespace("node-net-other", |client, other| async move {
             measure(client, namespace, other).await;

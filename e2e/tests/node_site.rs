@@ -18,7 +18,7 @@ use webtoon_e2e::stack;
 const LIMIT: Duration = Duration::from_secs(300);
 
 #[tokio::test]
-async fn minimal_example_serves_the_demo_site_from_real_pods() {
+async fn real_node_serves_the_minimal_example_demo_site() {
     within_namespace("node-site", LIMIT, |client, namespace| async move {
         ensure_crd(&client).await;
         let _operator = Operator::start(&client, &namespace, Scope::ClusterRole).await;

@@ -21,7 +21,7 @@ actionlint="$(e2e/tools/build.sh actionlint | sed -n 's/^actionlint=//p')"
 "$actionlint" -shellcheck "$(command -v shellcheck)" .github/workflows/*.yaml
 echo "actionlint: ok ($("$actionlint" -version | head -1))"
 
-scripts=(e2e/*.sh e2e/bench/*.sh e2e/kind/*.sh e2e/tools/*.sh tests/*.sh)
+scripts=(e2e/*.sh e2e/bench/*.sh e2e/kind/*.sh e2e/node/*.sh e2e/node/mariadb/*.sh e2e/tools/*.sh tests/*.sh)
 for script in "${scripts[@]}"; do bash -n "$script"; done
 shellcheck "${scripts[@]}"
 echo "bash -n, shellcheck: ok (${scripts[*]})"
