@@ -135,7 +135,10 @@ pub fn pod_template(stack: &ValidatedStack, conf: &str) -> PodTemplateSpec {
             name: "tls".to_string(),
             secret: Some(SecretVolumeSource {
                 secret_name: Some(tls.secret_name.clone()),
-                default_mode: Some(0o440),
+                // The kubelet writes the files as root:root and gives them a group
+                // only through fsGroup, which the proxy cannot have (see below): nginx
+                // (uid 101) reads them as "other". Only nginx's container mounts them.
+                default_mode: Some(0o444),
                 ..Default::default()
             }),
             ..Default::default()
