@@ -40,6 +40,8 @@ pub const DUMP_COMPLETE_MARK: &str = "-- Dump completed";
 /// never queue behind a waiting lock, and a lock that holds some tables while it
 /// waits for others can never deadlock with a transaction that wants them.
 pub const LOCK_ATTEMPT_SECONDS: u32 = 30;
+/// Seconds the backup waits for the database to answer before it dumps anything.
+pub const CONNECT_WAIT_SECONDS: u32 = 30;
 /// Seconds the backup waits, with the tables locked, for the dump to take its
 /// snapshot before it fails: the longest a backup can hold the site's writes.
 pub const SNAPSHOT_WAIT_SECONDS: u32 = 10;
@@ -272,6 +274,14 @@ described_partial="$dir/.$name{DESCRIPTION_SUFFIX}.partial"
 export MYSQL_PWD=$WEBTOON_DB_PASSWORD
 client=(mariadb --host="$WEBTOON_DB_HOST" --port="$WEBTOON_DB_PORT" --user="$WEBTOON_DB_USER"
   --default-character-set=utf8mb4 --database="$db")
+# A new pod's first packets can leave before the node has programmed its
+# NetworkPolicy (kube-router takes about a second), and the database may be
+# restarting: wait up to {CONNECT_WAIT_SECONDS} s for it to answer before the dump begins.
+connect_deadline=$(( $(date -u +%s) + {CONNECT_WAIT_SECONDS} ))
+until connect_error=$("${{client[@]}}" --connect-timeout=2 -e 'SELECT 1' 2>&1 >/dev/null); do
+  [ "$(date -u +%s)" -lt "$connect_deadline" ] || fail "cannot connect: $connect_error"
+  sleep 1
+done
 session_open snapshot "${{client[@]}}"
 # The snapshot stays open for the whole dump, as mariadb-dump's own does.
 session_query snapshot "SET SESSION max_statement_time = 0, SESSION wait_timeout = 28800;" >/dev/null \
