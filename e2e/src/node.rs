@@ -386,3 +386,83 @@ pub async fn finish_wrk(wrk: tokio::process::Child) -> WrkReport {
     );
     report
 }
+
+/// Starts a pod of the test tools named `name` in `namespace` (restricted, no
+/// policy selects it) and returns it once it runs, with its address.
+pub async fn start_tools_pod(client: &Client, namespace: &str, name: &str) -> Pod {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": {TOOLS_LABEL: name}},
+        "spec": {
+            "securityContext": {
+                "runAsNonRoot": true,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [{
+                "name": TOOLS_CONTAINER,
+                "image": NETTOOLS_IMAGE,
+                "imagePullPolicy": "Never",
+                "command": ["sleep", "3600"],
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                "securityContext": {
+                    "allowPrivilegeEscalation": false,
+                    "readOnlyRootFilesystem": true,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+            }],
+        },
+    }))
+    .expect("a pod");
+    pods.create(&kube::api::PostParams::default(), &pod)
+        .await
+        .unwrap_or_else(|e| panic!("cannot create the tools pod {namespace}/{name}: {e}"));
+    for _ in 0..120 {
+        if let Some(running) = running_pods(client, namespace, &format!("{TOOLS_LABEL}={name}"))
+            .await
+            .into_iter()
+            .find(|p| p.status.as_ref().and_then(|s| s.pod_ip.as_ref()).is_some())
+        {
+            return running;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("the tools pod {namespace}/{name} did not start within 60 s");
+}
+
+/// The label that names a tools pod.
+const TOOLS_LABEL: &str = "webtoon.io/e2e-tools";
+/// The container of a tools pod.
+pub const TOOLS_CONTAINER: &str = "nettools";
+
+/// Asserts that every pod of `namespace` (but the tools pods) runs with every
+/// container ready, and returns the stack tiers they belong to, sorted.
+pub async fn assert_every_pod_runs(client: &Client, namespace: &str) -> Vec<String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let listed = pods
+        .list(&kube::api::ListParams::default())
+        .await
+        .expect("pods can be listed");
+    let mut tiers: Vec<String> = Vec::new();
+    for pod in &listed.items {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        if pod.metadata.deletion_timestamp.is_some() || labels.contains_key(TOOLS_LABEL) {
+            continue;
+        }
+        let status = pod.status.as_ref().expect("a pod has a status");
+        assert_eq!(
+            status.phase.as_deref(),
+            Some("Running"),
+            "{name} is not running"
+        );
+        for container in status.container_statuses.iter().flatten() {
+            assert!(container.ready, "{name}/{} is not ready", container.name);
+        }
+        if let Some(tier) = labels.get("app.kubernetes.io/component") {
+            tiers.push(tier.clone());
+        }
+    }
+    tiers.sort();
+    tiers.dedup();
+    tiers
+}

@@ -137,14 +137,21 @@ pub async fn prepare(client: &Client, stack: &mut WebtoonStack) {
     let params = PatchParams::apply(E2E_MANAGER).force();
     let mut wanted: Vec<serde_json::Value> = Vec::new();
     if let Some(tls) = &spec.tls {
+        let existing = secrets
+            .get_opt(&tls.secret_name)
+            .await
+            .unwrap_or_else(|e| panic!("cannot read Secret {}: {e}", tls.secret_name));
         // The API server checks that both keys exist; KWOK and the operator never
-        // read the certificate itself.
-        wanted.push(serde_json::json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": tls.secret_name, "namespace": namespace},
-            "type": "kubernetes.io/tls",
-            "stringData": {"tls.crt": "e2e placeholder", "tls.key": "e2e placeholder"},
-        }));
+        // read the certificate itself. A real node's nginx does: a scenario that
+        // created a real certificate keeps it.
+        if existing.is_none() {
+            wanted.push(serde_json::json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": tls.secret_name, "namespace": namespace},
+                "type": "kubernetes.io/tls",
+                "stringData": {"tls.crt": "e2e placeholder", "tls.key": "e2e placeholder"},
+            }));
+        }
     }
     for external in [&spec.database.external, &spec.cache.external]
         .into_iter()

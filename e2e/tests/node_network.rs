@@ -6,14 +6,12 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::PostParams;
-use kube::{Api, Client, ResourceExt};
+use kube::{Client, ResourceExt};
 use webtoon_e2e::crd::ensure_crd;
 use webtoon_e2e::namespace::{with_namespace, within_namespace};
 use webtoon_e2e::node::{
-    INTERNET_ADDRESS, INTERNET_PORT, Internet, NETTOOLS_IMAGE, attach_probe, connects,
-    running_pods, stack_from_yaml,
+    INTERNET_ADDRESS, INTERNET_PORT, Internet, TOOLS_CONTAINER, attach_probe, connects,
+    running_pods, stack_from_yaml, start_tools_pod,
 };
 use webtoon_e2e::operator::{Operator, Scope};
 use webtoon_e2e::stack;
@@ -64,7 +62,7 @@ async fn measure(client: Client, namespace: String, other: String) {
     ensure_crd(&client).await;
     let _operator = Operator::start(&client, &namespace, Scope::ClusterRole).await;
     let _internet = Internet::start();
-    let client_pod = start_client(&client, &other).await;
+    let client_pod = start_tools_pod(&client, &other, "client").await.name_any();
     let ready = stack::deploy(&client, stack_from_yaml(STACK, &namespace)).await;
     let name = ready.name_any();
 
@@ -100,7 +98,7 @@ async fn measure(client: Client, namespace: String, other: String) {
         name: "another-namespace",
         namespace: other.clone(),
         pod: client_pod,
-        container: "nettools",
+        container: TOOLS_CONTAINER,
         listen: None,
     });
     let targets: Vec<(&str, String, u16)> = parties
@@ -191,41 +189,4 @@ fn pair_parts<'a>(
         .find(|(name, _, _)| *name == to)
         .unwrap_or_else(|| panic!("target {to}"));
     (party, to.to_string(), host.clone(), *port)
-}
-
-/// A test-tools pod in `namespace`, which no policy isolates; returns its name once
-/// it runs.
-async fn start_client(client: &Client, namespace: &str) -> String {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let pod: Pod = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "client"},
-        "spec": {
-            "securityContext": {
-                "runAsNonRoot": true,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "containers": [{
-                "name": "nettools",
-                "image": NETTOOLS_IMAGE,
-                "imagePullPolicy": "Never",
-                "command": ["sleep", "3600"],
-                "securityContext": {
-                    "allowPrivilegeEscalation": false,
-                    "readOnlyRootFilesystem": true,
-                    "capabilities": {"drop": ["ALL"]},
-                },
-            }],
-        },
-    }))
-    .expect("a pod");
-    pods.create(&PostParams::default(), &pod)
-        .await
-        .unwrap_or_else(|e| panic!("cannot create the client pod: {e}"));
-    for _ in 0..120 {
-        if !running_pods(client, namespace, "").await.is_empty() {
-            return "client".to_string();
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    panic!("the client pod in {namespace} did not start within 60 s");
 }

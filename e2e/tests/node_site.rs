@@ -5,13 +5,13 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use webtoon_e2e::crd::ensure_crd;
 use webtoon_e2e::kubectl::kubectl;
 use webtoon_e2e::namespace::within_namespace;
-use webtoon_e2e::node::{get, service_ip, volume_dir};
+use webtoon_e2e::node::{assert_every_pod_runs, get, service_ip, volume_dir};
 use webtoon_e2e::operator::{Operator, Scope};
 use webtoon_e2e::stack;
 
@@ -28,34 +28,7 @@ async fn real_node_serves_the_minimal_example_demo_site() {
 
         // Every pod runs, in a namespace that enforces the restricted profile: the
         // API server admitted each one, and each container really started.
-        let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-        let listed = pods
-            .list(&ListParams::default())
-            .await
-            .expect("pods can be listed");
-        let mut tiers: Vec<String> = Vec::new();
-        for pod in &listed.items {
-            let status = pod.status.as_ref().expect("a pod has a status");
-            assert_eq!(
-                status.phase.as_deref(),
-                Some("Running"),
-                "{} is not running",
-                pod.name_any()
-            );
-            for container in status.container_statuses.iter().flatten() {
-                assert!(
-                    container.ready,
-                    "{}/{} is not ready",
-                    pod.name_any(),
-                    container.name
-                );
-            }
-            if let Some(tier) = pod.labels().get("app.kubernetes.io/component") {
-                tiers.push(tier.clone());
-            }
-        }
-        tiers.sort();
-        tiers.dedup();
+        let tiers = assert_every_pod_runs(&client, &namespace).await;
         assert_eq!(tiers, ["cache", "database", "proxy", "was"]);
 
         // A row written into MariaDB comes back through nginx and the WAS, from the
