@@ -7,7 +7,9 @@
 # and Redis scripts and configuration in real servers, and backups through a real
 # S3 server), then the end-to-end suite on a local cluster
 # built from the Kubernetes, etcd and KWOK Go modules (the newest Kubernetes runs
-# every scenario; the oldest supported API server the CRD and dry-run ones).
+# every scenario; the oldest supported API server the CRD and dry-run ones), and last
+# the real-node scenarios on a cluster whose node runs real pods (containerd, runc,
+# kubelet, kube-proxy, kube-router, CoreDNS), after a check of each image it runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,6 +72,7 @@ command -v go >/dev/null 2>&1 || {
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 (cd e2e/cluster && go vet ./...)
+(cd e2e/node/pause && go vet ./...)
 e2e/tools/lint-workflows.sh
 
 # The cluster's binaries, helm and promtool, built once into .tools/ (the first build
@@ -100,9 +103,11 @@ cargo nextest run --workspace --exclude webtoon-e2e --no-fail-fast
 # The end-to-end suite, on a fresh local cluster that is stopped however this ends.
 export WEBTOON_CLUSTER_DIR="$PWD/.cluster-test"
 oldest_dir="$PWD/.cluster-test-oldest"
+node_dir="$PWD/.cluster-test-node"
 stop_clusters() {
   e2e/local-cluster.sh down >/dev/null 2>&1 || true
   WEBTOON_CLUSTER_DIR="$oldest_dir" e2e/local-cluster.sh down --oldest >/dev/null 2>&1 || true
+  WEBTOON_CLUSTER_DIR="$node_dir" e2e/local-cluster.sh down --node real >/dev/null 2>&1 || true
 }
 trap stop_clusters EXIT
 stop_clusters
@@ -117,10 +122,24 @@ export WEBTOON_E2E_RESTART_APISERVER="$PWD/e2e/local-cluster.sh restart kube-api
 # The scenarios mostly wait on the cluster, so more run at once than there are cores;
 # the one that restarts the API server runs alone, after them.
 cargo nextest run -p webtoon-e2e --no-fail-fast --test-threads 4 \
-  -E 'not binary(recovery) and not binary(helm_crd)'
+  -E 'not binary(recovery) and not binary(helm_crd) and not binary(~node_)'
 cargo nextest run -p webtoon-e2e --no-fail-fast -E 'binary(recovery)'
 # The oldest API server runs no controllers: the scenarios that need only the API.
 KUBECONFIG="$oldest_kubeconfig" cargo nextest run -p webtoon-e2e --no-fail-fast \
   -E 'binary(crd) | binary(cel_rules) | binary(dry_run)'
 # The chart's own lifecycle of the CRD replaces the CRD those share: alone, after them.
 KUBECONFIG="$oldest_kubeconfig" cargo nextest run -p webtoon-e2e --no-fail-fast -E 'binary(helm_crd)'
+
+# The real node: its images checked against the contract the operator relies on
+# (e2e/node/IMAGE-CONTRACT.md), then the scenarios that need real pods, one at a time
+# (two cores, and the load scenario takes what it can).
+e2e/local-cluster.sh down >/dev/null 2>&1 || true
+WEBTOON_CLUSTER_DIR="$oldest_dir" e2e/local-cluster.sh down --oldest >/dev/null 2>&1 || true
+node_kubeconfig="$(WEBTOON_CLUSTER_DIR="$node_dir" e2e/local-cluster.sh up --node real)"
+e2e/node/check-images.sh "$PWD/.tools/images"
+KUBECONFIG="$node_kubeconfig" WEBTOON_E2E_AUDIT_LOG="$node_dir/audit.log" \
+  cargo nextest run -p webtoon-e2e --no-fail-fast --test-threads 1 -E 'binary(~node_)'
+# The quickstart on the real node: the operator in a pod from its own image,
+# installed by the Helm chart, and the demo site answering through a node port.
+WEBTOON_CLUSTER_DIR="$node_dir" e2e/local-cluster.sh down --node real >/dev/null
+WEBTOON_CLUSTER_DIR="$node_dir" e2e/quickstart.sh --node real
