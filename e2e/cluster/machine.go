@@ -40,6 +40,9 @@ type machineSnapshot struct {
 	// VarLogContainers says whether /var/log/containers existed: the kubelet makes it
 	// whatever its configuration says.
 	VarLogContainers bool `json:"varLogContainers"`
+	// NetnsMounted says whether /run/netns was a mount point. `ip netns add` makes it
+	// one, bind-mounted over itself, which hides the pods' namespaces beneath it.
+	NetnsMounted bool `json:"netnsMounted"`
 }
 
 func snapshotPath(dir string) string { return filepath.Join(dir, "machine.json") }
@@ -74,6 +77,7 @@ func prepareMachine(dir string) error {
 	snap.IPTables = string(saved)
 	_, statErr := os.Stat("/var/log/containers")
 	snap.VarLogContainers = statErr == nil
+	snap.NetnsMounted = isMountPoint("/run/netns")
 	raw, err := json.MarshalIndent(snap, "", "  ")
 	if err != nil {
 		return err
@@ -121,7 +125,12 @@ func restoreMachine(dir string) error {
 	killPods(dir)
 	errs = append(errs, unmountUnder(dir)...)
 	errs = append(errs, removeCgroups()...)
-	errs = append(errs, removeNetworkNamespaces(dir)...)
+	if !snap.NetnsMounted && isMountPoint("/run/netns") {
+		if err := syscall.Unmount("/run/netns", syscall.MNT_DETACH); err != nil {
+			errs = append(errs, fmt.Errorf("unmount /run/netns: %w", err))
+		}
+	}
+	errs = append(errs, removeNetworkNamespaces()...)
 	if err := exec.Command("ip", "link", "show", bridgeName).Run(); err == nil {
 		if out, err := exec.Command("ip", "link", "delete", bridgeName).CombinedOutput(); err != nil {
 			errs = append(errs, fmt.Errorf("delete %s: %v: %s", bridgeName, err, out))
@@ -203,6 +212,20 @@ func shimPids(dir string) []int {
 	return pids
 }
 
+// isMountPoint says whether path is the mount point of a mount in this namespace.
+func isMountPoint(path string) bool {
+	raw, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if fields := strings.Fields(line); len(fields) > 4 && fields[4] == path {
+			return true
+		}
+	}
+	return false
+}
+
 // unmountUnder detaches every mount below dir, the deepest first.
 func unmountUnder(dir string) []error {
 	file, err := os.Open("/proc/self/mountinfo")
@@ -255,7 +278,7 @@ func removeCgroups() []error {
 
 // removeNetworkNamespaces removes the pods' network namespaces, which containerd
 // pins under /var/run/netns.
-func removeNetworkNamespaces(dir string) []error {
+func removeNetworkNamespaces() []error {
 	entries, err := os.ReadDir("/var/run/netns")
 	if err != nil {
 		return nil

@@ -226,8 +226,12 @@ pub async fn connects(namespace: &str, pod: &str, container: &str, host: &str, p
 
 /// A stand-in for the internet: a network namespace routed from this machine (so
 /// pod traffic to it is forwarded, as to any outside address) with a TCP listener.
-/// Dropping it removes the namespace, its link and the listener.
+/// The namespace belongs to a process rather than to a file under `/run/netns`
+/// (`ip netns add` would bind-mount that directory over itself and hide the pods'
+/// namespaces the node keeps there); dropping it kills the processes, and the
+/// namespace and its link go with them.
 pub struct Internet {
+    holder: std::process::Child,
     listener: std::process::Child,
 }
 
@@ -235,39 +239,61 @@ pub struct Internet {
 pub const INTERNET_ADDRESS: &str = "203.0.113.2";
 /// The port [`Internet`] listens on.
 pub const INTERNET_PORT: u16 = 443;
-const INTERNET_NETNS: &str = "webtoon-internet";
 const INTERNET_LINK: &str = "wt-inet0";
 
 impl Internet {
     /// Creates the namespace and starts the listener; panics when this machine
     /// does not allow it (the suite runs as root on the node's machine).
     pub fn start() -> Internet {
-        Self::remove();
-        let ip = |args: &[&str]| {
-            let status = std::process::Command::new("ip")
+        let _ = std::process::Command::new("ip")
+            .args(["link", "delete", INTERNET_LINK])
+            .stderr(std::process::Stdio::null())
+            .status();
+        let holder = std::process::Command::new("unshare")
+            .args(["--net", "sleep", "3600"])
+            .spawn()
+            .expect("unshare runs (util-linux)");
+        let netns = format!("--net=/proc/{}/ns/net", holder.id());
+        // unshare enters the new namespace before it runs sleep: wait for that.
+        let own = std::fs::read_link("/proc/self/ns/net").ok();
+        for _ in 0..100 {
+            let theirs = std::fs::read_link(format!("/proc/{}/ns/net", holder.id())).ok();
+            if theirs.is_some() && theirs != own {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let run = |program: &str, args: &[&str]| {
+            let status = std::process::Command::new(program)
                 .args(args)
                 .status()
-                .expect("ip runs");
-            assert!(status.success(), "ip {}", args.join(" "));
+                .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+            assert!(status.success(), "{program} {}", args.join(" "));
         };
-        ip(&["netns", "add", INTERNET_NETNS]);
-        ip(&[
-            "link",
-            "add",
-            INTERNET_LINK,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "wt-inet1",
-        ]);
-        ip(&["link", "set", "wt-inet1", "netns", INTERNET_NETNS]);
-        ip(&["addr", "add", "203.0.113.1/30", "dev", INTERNET_LINK]);
-        ip(&["link", "set", INTERNET_LINK, "up"]);
+        let pid = holder.id().to_string();
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                INTERNET_LINK,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "wt-inet1",
+            ],
+        );
+        run("ip", &["link", "set", "wt-inet1", "netns", &pid]);
+        run(
+            "ip",
+            &["addr", "add", "203.0.113.1/30", "dev", INTERNET_LINK],
+        );
+        run("ip", &["link", "set", INTERNET_LINK, "up"]);
         let inside = |args: &[&str]| {
-            let mut all = vec!["netns", "exec", INTERNET_NETNS, "ip"];
+            let mut all = vec![netns.as_str(), "ip"];
             all.extend_from_slice(args);
-            ip(&all);
+            run("nsenter", &all);
         };
         inside(&[
             "addr",
@@ -279,8 +305,8 @@ impl Internet {
         inside(&["link", "set", "wt-inet1", "up"]);
         inside(&["link", "set", "lo", "up"]);
         inside(&["route", "add", "default", "via", "203.0.113.1"]);
-        let listener = std::process::Command::new("ip")
-            .args(["netns", "exec", INTERNET_NETNS, "python3", "-c"])
+        let listener = std::process::Command::new("nsenter")
+            .args([netns.as_str(), "python3", "-c"])
             .arg(format!(
                 "import socket\n\
                  s = socket.socket()\n\
@@ -291,26 +317,16 @@ impl Internet {
             ))
             .spawn()
             .expect("python3 runs in the namespace");
-        Internet { listener }
-    }
-
-    fn remove() {
-        let _ = std::process::Command::new("ip")
-            .args(["link", "delete", INTERNET_LINK])
-            .stderr(std::process::Stdio::null())
-            .status();
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "delete", INTERNET_NETNS])
-            .stderr(std::process::Stdio::null())
-            .status();
+        Internet { holder, listener }
     }
 }
 
 impl Drop for Internet {
     fn drop(&mut self) {
-        let _ = self.listener.kill();
-        let _ = self.listener.wait();
-        Self::remove();
+        for child in [&mut self.listener, &mut self.holder] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
