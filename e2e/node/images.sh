@@ -58,8 +58,7 @@ cache_ref="$(default_image DEFAULT_CACHE_IMAGE)"
 operator_version="$("$operator_bin" --version | awk '{print $2}')"
 operator_ref="ghcr.io/webtoon-operator/webtoon-operator:$operator_version"
 
-# nginx opens its compiled-in error log before it reads -e or the configuration;
-# the image links that path to standard error.
+# mime.types comes from nginx's own build.
 nginx_prefix="$("$nginx_bin" -V 2>&1 | sed -n 's/.*--prefix=\([^ ]*\).*/\1/p')"
 [ -n "$nginx_prefix" ] || { echo "$nginx_bin -V names no --prefix" >&2; exit 1; }
 
@@ -134,7 +133,6 @@ env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 copy /usr/sbin/nginx $nginx_bin 0755
 libs $nginx_bin
 copy /etc/nginx/mime.types $nginx_prefix/conf/mime.types 0644
-link $nginx_prefix/logs/error.log /dev/stderr
 dir /var/cache/nginx 0755 101:101
 busybox sh cat ls sleep
 account nginx 101 101 /var/cache/nginx
