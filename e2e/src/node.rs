@@ -482,3 +482,33 @@ pub async fn assert_every_pod_runs(client: &Client, namespace: &str) -> Vec<Stri
     tiers.dedup();
     tiers
 }
+
+/// Runs `sql` in `database` as MariaDB's root, in the database pod of `stack`, over
+/// the socket (root may log in from inside the pod only); returns the rows,
+/// tab-separated, without column names.
+pub async fn mariadb_as_root(namespace: &str, stack: &str, database: &str, sql: &str) -> String {
+    let pod = format!("{stack}-database-0");
+    let shell = format!(
+        "MYSQL_PWD=\"$MARIADB_ROOT_PASSWORD\" mariadb --protocol=socket --user=root \
+         --default-character-set=utf8mb4 --batch --skip-column-names {database} -e \"{sql}\""
+    );
+    let output = kubectl(&[
+        "exec",
+        "--namespace",
+        namespace,
+        &pod,
+        "-c",
+        "mariadb",
+        "--",
+        "sh",
+        "-c",
+        &shell,
+    ])
+    .await;
+    assert!(
+        output.success,
+        "{sql} in {pod} failed: {}{}",
+        output.stdout, output.stderr
+    );
+    output.stdout
+}

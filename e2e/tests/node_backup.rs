@@ -10,13 +10,15 @@ use kube::{Api, ResourceExt};
 use webtoon_e2e::crd::ensure_crd;
 use webtoon_e2e::kubectl::kubectl;
 use webtoon_e2e::namespace::within_namespace;
-use webtoon_e2e::node::{stack_from_yaml, volume_dir};
+use webtoon_e2e::node::{mariadb_as_root, stack_from_yaml, volume_dir};
 use webtoon_e2e::operator::{Operator, Scope};
 use webtoon_e2e::stack;
 use webtoon_e2e::wait;
 use webtoon_operator::api::WebtoonStack;
 
 const LIMIT: Duration = Duration::from_secs(420);
+/// The database the stacks keep by default, which the demo WAS's table lives in.
+const DATABASE: &str = "webtoon";
 
 /// The stack that is backed up.
 const SOURCE: &str = "backtoon";
@@ -51,35 +53,6 @@ spec:
     )
 }
 
-/// Runs `sql` as MariaDB's root in the database pod of `stack`, over the socket;
-/// returns the rows, tab-separated, without column names.
-async fn mariadb(namespace: &str, stack: &str, sql: &str) -> String {
-    let pod = format!("{stack}-database-0");
-    let shell = format!(
-        "MYSQL_PWD=\"$MARIADB_ROOT_PASSWORD\" mariadb --protocol=socket --user=root \
-         --default-character-set=utf8mb4 --batch --skip-column-names webtoon -e \"{sql}\""
-    );
-    let output = kubectl(&[
-        "exec",
-        "--namespace",
-        namespace,
-        &pod,
-        "-c",
-        "mariadb",
-        "--",
-        "sh",
-        "-c",
-        &shell,
-    ])
-    .await;
-    assert!(
-        output.success,
-        "{sql} in {pod} failed: {}{}",
-        output.stdout, output.stderr
-    );
-    output.stdout
-}
-
 #[tokio::test]
 async fn real_node_backs_up_for_real_and_restores_into_a_new_stack() {
     within_namespace("node-backup", LIMIT, |client, namespace| async move {
@@ -98,9 +71,10 @@ async fn real_node_backs_up_for_real_and_restores_into_a_new_stack() {
         stack::deploy(&client, stack_from_yaml(&source, &namespace)).await;
 
         // The WAS created its table before it turned ready; a few rows go in.
-        mariadb(
+        mariadb_as_root(
             &namespace,
             SOURCE,
+            DATABASE,
             "INSERT INTO episodes (title, image) VALUES \
              ('The first night', '/images/ep1/01.png'), \
              ('Rain on the roof', '/images/ep2/01.png'), \
@@ -108,7 +82,7 @@ async fn real_node_backs_up_for_real_and_restores_into_a_new_stack() {
         )
         .await;
         let query = "SELECT id, title, image FROM episodes ORDER BY id";
-        let rows = mariadb(&namespace, SOURCE, query).await;
+        let rows = mariadb_as_root(&namespace, SOURCE, DATABASE, query).await;
         assert_eq!(rows.lines().count(), 3, "the source's rows: {rows}");
 
         // The scheduled backup, run now, as an operator on call would.
@@ -227,7 +201,7 @@ async fn real_node_backs_up_for_real_and_restores_into_a_new_stack() {
         );
         let ready = stack::deploy(&client, stack_from_yaml(&restored, &namespace)).await;
         assert_eq!(ready.name_any(), RESTORED);
-        let copied = mariadb(&namespace, RESTORED, query).await;
+        let copied = mariadb_as_root(&namespace, RESTORED, DATABASE, query).await;
         assert_eq!(
             copied, rows,
             "the restored stack holds exactly the source's rows"
@@ -243,7 +217,7 @@ async fn real_node_backs_up_for_real_and_restores_into_a_new_stack() {
         .await;
         assert!(
             log.stdout
-                .contains(&format!("restore ok: database=webtoon file={dump}")),
+                .contains(&format!("restore ok: database={DATABASE} file={dump}")),
             "the restore script loaded {dump}: {}{}",
             log.stdout,
             log.stderr

@@ -9,9 +9,8 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use webtoon_e2e::crd::ensure_crd;
-use webtoon_e2e::kubectl::kubectl;
 use webtoon_e2e::namespace::within_namespace;
-use webtoon_e2e::node::{assert_every_pod_runs, get, service_ip, volume_dir};
+use webtoon_e2e::node::{assert_every_pod_runs, get, mariadb_as_root, service_ip, volume_dir};
 use webtoon_e2e::operator::{Operator, Scope};
 use webtoon_e2e::stack;
 
@@ -33,29 +32,11 @@ async fn real_node_serves_the_minimal_example_demo_site() {
 
         // A row written into MariaDB comes back through nginx and the WAS, from the
         // database the first time and from Redis the second.
-        let database_pod = format!("{name}-database-0");
         let insert = format!(
             "INSERT INTO episodes (title, image) VALUES ('Episode one', '{}/ep1/01.png')",
             ready.spec.storage.url_path
         );
-        let shell = format!(
-            "MYSQL_PWD=\"$MARIADB_ROOT_PASSWORD\" mariadb --protocol=socket --user=root {} -e \"{insert}\"",
-            ready.spec.database.name
-        );
-        let inserted = kubectl(&[
-            "exec",
-            "--namespace",
-            &namespace,
-            &database_pod,
-            "-c",
-            "mariadb",
-            "--",
-            "sh",
-            "-c",
-            &shell,
-        ])
-        .await;
-        assert!(inserted.success, "insert: {}", inserted.stderr);
+        mariadb_as_root(&namespace, &name, &ready.spec.database.name, &insert).await;
 
         let ip = service_ip(&client, &namespace, &format!("{name}-proxy")).await;
         let first = get(&ip, &host, "/episodes").await;
