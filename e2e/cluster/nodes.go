@@ -105,7 +105,7 @@ func waitNodesReady(kubeconfig string, nodes int, timeout time.Duration) error {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	return fmt.Errorf("%d of %d nodes became Ready within %s: see the kwok log", ready, nodes, timeout)
+	return fmt.Errorf("%d of %d nodes became Ready within %s: see the kwok log, or the kubelet's on a real node", ready, nodes, timeout)
 }
 
 // registerMetricsAPI points metrics.k8s.io at the stand-in metrics API: an
