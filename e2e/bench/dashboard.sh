@@ -124,7 +124,25 @@ wait_for() {
 }
 # NAME=VALUE lines of a file, as `env` arguments.
 env_of() { mapfile -t env_args < <(grep . "$1" || true); }
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# A free port below the ephemeral range (as in tests/common/listen_port.rs): a port
+# bind(0) handed out can become the local end of the load's own connections.
+free_port() {
+  python3 - <<'PY'
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(1000):
+    port = random.randrange(21000, min(low, 30000))
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+    print(port)
+    break
+else:
+    raise SystemExit("no free port in 21000-29999 on 127.0.0.1")
+PY
+}
 mkdir -p "$work/logs"
 # nginx's workers run as nobody when started by root: they must reach the images and
 # the cache below $work, and nothing else of it.

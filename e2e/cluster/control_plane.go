@@ -65,11 +65,14 @@ func prepare(dir, kubernetes, etcd, kwok string, controlPlaneOnly bool, node *no
 	if err := writeServiceAccountKeys(pki); err != nil {
 		return nil, err
 	}
+	names := []string{"etcd-client", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "metrics-api"}
+	picked, err := freePorts(len(names))
+	if err != nil {
+		return nil, err
+	}
 	ports := map[string]int{}
-	for _, name := range []string{"etcd-client", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "metrics-api"} {
-		if ports[name], err = freePort(); err != nil {
-			return nil, err
-		}
+	for i, name := range names {
+		ports[name] = picked[i]
 	}
 	server := fmt.Sprintf("https://%s:%d", host, ports["kube-apiserver"])
 	users := []string{"admin", "kube-controller-manager", "kube-scheduler", "kwok", "provisioner"}

@@ -3,8 +3,8 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -187,16 +187,57 @@ func healthClient(dir string) (*http.Client, error) {
 	}, nil
 }
 
-// freePort asks the kernel for a free port on 127.0.0.1.
-func freePort() (int, error) {
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
+// Listening ports come from below the kernel's ephemeral range. A port that
+// `bind(0)` handed out and we released is free game for the local end of any
+// outgoing connection, and the API server opens many to etcd while the processes
+// after it start: the metrics API once lost its port that way ("address already
+// in use"). The range also stays clear of the kubelet's, kube-proxy's and
+// kube-router's fixed ports (10248–10256, 20244) and of the NodePort range
+// (30000–32767), which kube-proxy redirects on a real node's address.
+const (
+	listenPortLow  = 21000
+	listenPortHigh = 30000 // exclusive
+)
+
+// freePorts picks n distinct ports on 127.0.0.1 that nothing listens on.
+func freePorts(n int) ([]int, error) {
+	high := listenPortHigh
+	if low, err := ephemeralPortLow(); err == nil && low < high {
+		high = low
+	}
+	if high <= listenPortLow {
+		return nil, fmt.Errorf("the ephemeral port range starts at %d, leaving no ports in %d-%d for the cluster's servers", high, listenPortLow, listenPortHigh-1)
+	}
+	ports := []int{}
+	taken := map[int]bool{}
+	for attempt := 0; len(ports) < n; attempt++ {
+		if attempt == 1000 {
+			return nil, fmt.Errorf("found only %d free ports in %d-%d after %d attempts", len(ports), listenPortLow, high-1, attempt)
+		}
+		port := listenPortLow + mrand.IntN(high-listenPortLow)
+		if taken[port] {
+			continue
+		}
+		listener, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		listener.Close()
+		taken[port] = true
+		ports = append(ports, port)
+	}
+	return ports, nil
+}
+
+// ephemeralPortLow is the first port of the kernel's ephemeral range.
+func ephemeralPortLow() (int, error) {
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err != nil {
 		return 0, err
 	}
-	defer listener.Close()
-	addr, ok := listener.Addr().(*net.TCPAddr)
-	if !ok {
-		return 0, errors.New("no TCP address")
+	fields := strings.Fields(string(data))
+	if len(fields) != 2 {
+		return 0, fmt.Errorf("ip_local_port_range: unexpected %q", data)
 	}
-	return addr.Port, nil
+	return strconv.Atoi(fields[0])
 }

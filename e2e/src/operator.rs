@@ -24,6 +24,11 @@ use webtoon_operator::controller::rbac;
 
 use crate::audit::{AuditLog, Mark, service_account_user};
 
+// The same port choice as the tests below the cluster, whose servers share the machine.
+#[path = "../../tests/common/listen_port.rs"]
+mod listen_port;
+use listen_port::free_port;
+
 /// Environment variable naming the operator binary.
 pub const OPERATOR_BIN_ENV: &str = "WEBTOON_OPERATOR_BIN";
 
@@ -370,13 +375,6 @@ impl Drop for Operator {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port on 127.0.0.1: {e}"))
 }
 
 /// A plain HTTP/1.0 GET on 127.0.0.1: the status code and body.

@@ -1,17 +1,13 @@
 //! Processes the tests start: free ports on 127.0.0.1, waiting for a listener,
 //! and stopping a child with SIGTERM, or for good when a test ends early.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port on 127.0.0.1")
-        .port()
-}
+#[path = "listen_port.rs"]
+mod listen_port;
+pub use listen_port::free_port;
 
 /// Polls until something accepts TCP connections at `addr`, or the deadline passes.
 pub fn wait_for_port(addr: SocketAddr, within: Duration) -> bool {
