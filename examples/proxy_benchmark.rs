@@ -12,6 +12,9 @@
 
 // The same scaffolding as the tests, so the benchmark measures the same setup.
 #[allow(dead_code)]
+#[path = "../tests/common/clients.rs"]
+mod clients;
+#[allow(dead_code)]
 #[path = "../tests/common/nginx.rs"]
 mod nginx;
 #[allow(dead_code)]
@@ -23,7 +26,8 @@ mod test_was;
 
 use std::path::{Path, PathBuf};
 
-use nginx::{Nginx, Ports, curl, local_layout, parse_wrk, wrk_command};
+use clients::{curl, parse_wrk, wrk_command};
+use nginx::{Nginx, Ports, local_layout};
 use process::free_port;
 use test_was::TestWas;
 use webtoon_operator::manifest::{parse_stacks, validated};
@@ -171,7 +175,7 @@ fn main() {
     ];
     // Runs take turns, round after round, so that a slow spell of this shared
     // machine spreads over all of them; the medians are reported.
-    let mut reports: Vec<Vec<nginx::WrkReport>> = runs.iter().map(|_| Vec::new()).collect();
+    let mut reports: Vec<Vec<clients::WrkReport>> = runs.iter().map(|_| Vec::new()).collect();
     for _ in 0..rounds {
         for ((name, url), reports) in runs.iter().zip(&mut reports) {
             let out = wrk_command(url, HOST, CONNECTIONS, seconds)

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::nginx::{Nginx, Ports, curl, local_layout, parse_wrk};
+use common::clients::{curl, parse_wrk};
+use common::nginx::{Nginx, Ports, local_layout};
 use common::process::{Guard, free_port, terminate, wait_for_port};
 use common::servers::{MariaDb, ROOT_PASSWORD, redis_local_layout};
 use common::{TempDir, config_file, stack_from_yaml};

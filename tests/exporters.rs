@@ -12,8 +12,9 @@ use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::clients::{Response, curl, wrk_command};
 use common::metrics::{Exporter, Scrape, exporter_binary, on_loopback, scrape_until};
-use common::nginx::{Nginx, Ports, Response, curl, local_layout, wait_report, wrk_command};
+use common::nginx::{Nginx, Ports, local_layout, wait_report};
 use common::process::{Guard, free_port};
 use common::servers::{MariaDb, ROOT_PASSWORD, Redis, redis_local_layout};
 use common::test_was::TestWas;

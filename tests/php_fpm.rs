@@ -13,11 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::clients::{Response, curl, self_signed_cert, wrk_command};
 use common::dns::Dns;
-use common::nginx::{
-    Nginx, Ports, Response, curl, local_layout, resolving_nginx_binary, self_signed_cert,
-    wait_report, wrk_command,
-};
+use common::nginx::{Nginx, Ports, local_layout, resolving_nginx_binary, wait_report};
 use common::php_fpm::PhpFpm;
 use common::process::{Guard, free_port};
 use common::{TempDir, stack_from_yaml};

@@ -9,10 +9,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::nginx::{
-    Nginx, Ports, Response, curl, local_layout, self_signed_cert, wait_for_traffic, wait_report,
-    wrk_command,
-};
+use common::clients::{Response, curl, self_signed_cert, wrk_command};
+use common::nginx::{Nginx, Ports, local_layout, wait_for_traffic, wait_report};
 use common::process::{Guard, free_port, wait_for_port};
 use common::test_was::{TestWas, encode_frame, take_frame, websocket_accept};
 use common::{TempDir, stack_from_yaml};

@@ -10,10 +10,10 @@ mod common;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use common::clients::{curl, wrk_command};
 use common::dns::Dns;
 use common::nginx::{
-    Nginx, Ports, curl, local_layout, resolving_nginx_binary, wait_for_traffic, wait_report,
-    wrk_command,
+    Nginx, Ports, local_layout, resolving_nginx_binary, wait_for_traffic, wait_report,
 };
 use common::process::{Guard, free_port};
 use common::test_was::TestWas;

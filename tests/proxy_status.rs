@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::nginx::{Nginx, Ports, curl, local_layout};
+use common::clients::curl;
+use common::nginx::{Nginx, Ports, local_layout};
 use common::test_was::TestWas;
 use common::{TempDir, stack_from_yaml};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;

@@ -11,6 +11,13 @@ use kube::{Api, Client};
 
 use crate::kubectl::kubectl;
 
+// The curl, wrk and openssl clients of the tests below the cluster, so both read
+// their output alike; this crate runs curl and wrk its own way (asynchronously).
+#[allow(dead_code)]
+#[path = "../../tests/common/clients.rs"]
+mod clients;
+pub use clients::{Response, WrkReport, self_signed_cert};
+
 /// The image with busybox and curl that probes run in (`e2e/node/images.sh`).
 pub const NETTOOLS_IMAGE: &str = "webtoon.local/nettools:1";
 
@@ -28,86 +35,14 @@ pub async fn service_ip(client: &Client, namespace: &str, name: &str) -> String 
         .unwrap_or_else(|| panic!("Service {namespace}/{name} has no cluster IP"))
 }
 
-/// One response as curl saw it.
-#[derive(Debug)]
-pub struct Response {
-    /// The status code, 0 when no response came.
-    pub status: u16,
-    /// The HTTP version curl used: `1.1`, `2`.
-    pub version: String,
-    /// The response headers, lower-cased names.
-    pub headers: Vec<(String, String)>,
-    /// The body.
-    pub body: Vec<u8>,
-    /// curl's error, when it failed.
-    pub error: String,
-}
-
-impl Response {
-    /// The first value of header `name` (lower case).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The body as text.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
 /// Runs curl from this machine with `args` and the URL last.
 pub async fn curl(args: &[&str]) -> Response {
-    let dir = std::env::temp_dir().join(format!(
-        "webtoon-curl-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    std::fs::create_dir_all(&dir).expect("a temporary directory");
-    let headers = dir.join("headers");
-    let body = dir.join("body");
-    let output = tokio::process::Command::new("curl")
-        .args(["--silent", "--show-error", "--max-time", "10"])
-        .arg("--dump-header")
-        .arg(&headers)
-        .arg("--output")
-        .arg(&body)
-        .args(["--write-out", "%{http_code} %{http_version}"])
-        .args(args)
+    let output = tokio::process::Command::from(clients::curl_command(args))
         .kill_on_drop(true)
         .output()
         .await
         .expect("curl runs (Debian's curl package)");
-    let written = String::from_utf8_lossy(&output.stdout).into_owned();
-    let mut parts = written.split_whitespace();
-    let status = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let version = parts.next().unwrap_or_default().to_string();
-    let header_text = std::fs::read_to_string(&headers).unwrap_or_default();
-    let response = Response {
-        status,
-        version,
-        // The last block: curl writes an interim 101 or 100 block first.
-        headers: header_text
-            .rsplit("\r\n\r\n")
-            .find(|block| !block.trim().is_empty())
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|line| line.split_once(':'))
-            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect(),
-        body: std::fs::read(&body).unwrap_or_default(),
-        error: String::from_utf8_lossy(&output.stderr).into_owned(),
-    };
-    let _ = std::fs::remove_dir_all(&dir);
-    response
-}
-
-fn rand_suffix() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
+    clients::parse_curl(&output)
 }
 
 /// `GET http://<ip><path>` with the virtual host `host`.
@@ -145,7 +80,7 @@ pub async fn volume_dir(client: &Client, namespace: &str, claim: &str) -> PathBu
     PathBuf::from(path)
 }
 
-/// The names of the running pods that `selector` selects.
+/// The running pods that `selector` selects.
 pub async fn running_pods(client: &Client, namespace: &str, selector: &str) -> Vec<Pod> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     pods.list(&kube::api::ListParams::default().labels(selector))
@@ -340,21 +275,6 @@ pub fn stack_from_yaml(yaml: &str, namespace: &str) -> webtoon_operator::api::We
     stack
 }
 
-/// What one wrk run reported.
-#[derive(Debug, Default)]
-pub struct WrkReport {
-    /// Requests completed.
-    pub requests: u64,
-    /// Responses that were neither 2xx nor 3xx.
-    pub non_2xx_3xx: u64,
-    /// Connect, read, write and timeout errors together.
-    pub socket_errors: u64,
-    /// Requests per second.
-    pub requests_per_sec: f64,
-    /// wrk's whole report.
-    pub output: String,
-}
-
 /// Starts wrk for `seconds` against `url` with the virtual host `host`: one thread,
 /// four connections, so the load stays bounded on a small machine.
 pub fn start_wrk(url: &str, host: &str, seconds: u64) -> tokio::process::Child {
@@ -373,27 +293,7 @@ pub fn start_wrk(url: &str, host: &str, seconds: u64) -> tokio::process::Child {
 /// Waits for wrk to finish and reads its report.
 pub async fn finish_wrk(wrk: tokio::process::Child) -> WrkReport {
     let output = wrk.wait_with_output().await.expect("wrk finishes");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let mut report = WrkReport {
-        output: text.clone(),
-        ..Default::default()
-    };
-    for line in text.lines().map(str::trim) {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        if line.contains("requests in") {
-            report.requests = words.first().and_then(|v| v.parse().ok()).unwrap_or(0);
-        } else if line.starts_with("Requests/sec:") {
-            report.requests_per_sec = words.get(1).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-        } else if line.starts_with("Non-2xx or 3xx responses:") {
-            report.non_2xx_3xx = words.last().and_then(|v| v.parse().ok()).unwrap_or(0);
-        } else if let Some(errors) = line.strip_prefix("Socket errors:") {
-            // "Socket errors: connect 0, read 0, write 0, timeout 0"
-            report.socket_errors = errors
-                .split(',')
-                .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
-                .sum();
-        }
-    }
+    let report = clients::parse_wrk(&String::from_utf8_lossy(&output.stdout));
     assert!(
         output.status.success() && report.requests > 0,
         "wrk failed: {}{}",

@@ -80,11 +80,7 @@ async fn real_node_fails_no_request_when_was_pods_go() {
         wait_rolled_out(&client, &namespace, &format!("{name}-was"), None).await;
         let deleted = finish_wrk(wrk).await;
         eprintln!("WAS pod deleted under load:\n{}", deleted.output);
-        assert!(
-            deleted.non_2xx_3xx == 0 && deleted.socket_errors == 0,
-            "requests failed while {victim} was deleted:\n{}",
-            deleted.output
-        );
+        deleted.assert_no_request_failed();
 
         // Every WAS pod replaced by a rolling image update under load.
         let wrk = start_wrk(&url, &host, LOAD_SECONDS);
@@ -101,11 +97,7 @@ async fn real_node_fails_no_request_when_was_pods_go() {
         .await;
         let rolled = finish_wrk(wrk).await;
         eprintln!("rolling update under load:\n{}", rolled.output);
-        assert!(
-            rolled.non_2xx_3xx == 0 && rolled.socket_errors == 0,
-            "requests failed during the rolling update:\n{}",
-            rolled.output
-        );
+        rolled.assert_no_request_failed();
         for pod in running_pods(&client, &namespace, &was).await {
             assert_eq!(webtoon_e2e::pods::image(&pod), "demo-was:1.0.1");
         }

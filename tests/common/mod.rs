@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod api_requests;
+pub mod clients;
 pub mod dns;
 pub mod fake_api;
 pub mod hardening;
