@@ -20,8 +20,8 @@ use webtoon_e2e::crd::ensure_crd;
 use webtoon_e2e::kubectl::kubectl;
 use webtoon_e2e::namespace::within_namespace;
 use webtoon_e2e::node::{
-    Response, assert_every_pod_runs, curl, running_pods, self_signed_cert, service_ip,
-    stack_from_yaml, start_tools_pod,
+    Response, TOOLS_CONTAINER, assert_every_pod_runs, curl, running_pods, self_signed_cert,
+    service_ip, stack_from_yaml, start_tools_pod,
 };
 use webtoon_e2e::operator::{Operator, Scope};
 use webtoon_e2e::stack;
@@ -154,7 +154,7 @@ async fn https_from_admin_pod(namespace: &str, ip: &str, path: &str) -> String {
         namespace,
         ADMIN_POD,
         "-c",
-        "nettools",
+        TOOLS_CONTAINER,
         "--",
         "curl",
         "--silent",
