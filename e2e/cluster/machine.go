@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -212,36 +213,40 @@ func shimPids(dir string) []int {
 	return pids
 }
 
-// isMountPoint says whether path is the mount point of a mount in this namespace.
-func isMountPoint(path string) bool {
-	raw, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if fields := strings.Fields(line); len(fields) > 4 && fields[4] == path {
-			return true
-		}
-	}
-	return false
-}
-
-// unmountUnder detaches every mount below dir, the deepest first.
-func unmountUnder(dir string) []error {
+// mountPoints lists the mount points of this namespace, as /proc/self/mountinfo
+// gives them (its fifth field, with spaces decoded).
+func mountPoints() ([]string, error) {
 	file, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
-		return []error{err}
+		return nil, err
 	}
 	defer file.Close()
 	var points []string
 	scanner := bufio.NewScanner(file)
 	for scanner.Scan() {
-		fields := strings.Fields(scanner.Text())
-		if len(fields) > 4 {
-			point := strings.ReplaceAll(fields[4], `\040`, " ")
-			if strings.HasPrefix(point, dir+"/") {
-				points = append(points, point)
-			}
+		if fields := strings.Fields(scanner.Text()); len(fields) > 4 {
+			points = append(points, strings.ReplaceAll(fields[4], `\040`, " "))
+		}
+	}
+	return points, scanner.Err()
+}
+
+// isMountPoint says whether path is the mount point of a mount in this namespace.
+func isMountPoint(path string) bool {
+	points, err := mountPoints()
+	return err == nil && slices.Contains(points, path)
+}
+
+// unmountUnder detaches every mount below dir, the deepest first.
+func unmountUnder(dir string) []error {
+	all, err := mountPoints()
+	if err != nil {
+		return []error{err}
+	}
+	var points []string
+	for _, point := range all {
+		if strings.HasPrefix(point, dir+"/") {
+			points = append(points, point)
 		}
 	}
 	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
