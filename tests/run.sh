@@ -132,9 +132,8 @@ KUBECONFIG="$oldest_kubeconfig" cargo nextest run -p webtoon-e2e --no-fail-fast 
 
 # The real node: its images checked against the contract the operator relies on
 # (e2e/node/IMAGE-CONTRACT.md), then the scenarios that need real pods, one at a time
-# (two cores, and the load scenario takes what it can).
-e2e/local-cluster.sh down >/dev/null 2>&1 || true
-WEBTOON_CLUSTER_DIR="$oldest_dir" e2e/local-cluster.sh down --oldest >/dev/null 2>&1 || true
+# (two cores, and the load scenario takes what it can). The KWOK clusters make way.
+stop_clusters
 node_kubeconfig="$(WEBTOON_CLUSTER_DIR="$node_dir" e2e/local-cluster.sh up --node real)"
 e2e/node/check-images.sh "$PWD/.tools/images"
 KUBECONFIG="$node_kubeconfig" WEBTOON_E2E_AUDIT_LOG="$node_dir/audit.log" \
