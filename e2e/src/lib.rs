@@ -11,6 +11,7 @@ pub mod namespace;
 pub mod node;
 pub mod operator;
 pub mod pods;
+pub mod proxy_log;
 pub mod stack;
 pub mod wait;
 

@@ -12,6 +12,7 @@ use webtoon_e2e::node::{
     finish_wrk, get, once_served, running_pods, service_ip, stack_from_yaml, start_wrk,
 };
 use webtoon_e2e::operator::{Operator, Scope};
+use webtoon_e2e::proxy_log::ProxyLog;
 use webtoon_e2e::stack;
 
 const LIMIT: Duration = Duration::from_secs(420);
@@ -56,6 +57,7 @@ async fn real_node_fails_no_request_when_was_pods_go() {
 
         // One WAS pod deleted under load: nginx stops sending to it as it drains, and
         // the Deployment replaces it.
+        let log = ProxyLog::since_now(&client, &namespace, &name).await;
         let wrk = start_wrk(&url, &host, LOAD_SECONDS);
         tokio::time::sleep(Duration::from_secs(10)).await;
         let victim = running_pods(&client, &namespace, &was)
@@ -82,9 +84,10 @@ async fn real_node_fails_no_request_when_was_pods_go() {
         wait_rolled_out(&client, &namespace, &format!("{name}-was"), None).await;
         let deleted = finish_wrk(wrk).await;
         eprintln!("WAS pod deleted under load:\n{}", deleted.output);
-        deleted.assert_no_request_failed();
+        log.assert_no_request_failed(&deleted).await;
 
         // Every WAS pod replaced by a rolling image update under load.
+        let log = ProxyLog::since_now(&client, &namespace, &name).await;
         let wrk = start_wrk(&url, &host, LOAD_SECONDS);
         tokio::time::sleep(Duration::from_secs(5)).await;
         let mut updated = ready.clone();
@@ -99,7 +102,7 @@ async fn real_node_fails_no_request_when_was_pods_go() {
         .await;
         let rolled = finish_wrk(wrk).await;
         eprintln!("rolling update under load:\n{}", rolled.output);
-        rolled.assert_no_request_failed();
+        log.assert_no_request_failed(&rolled).await;
         for pod in running_pods(&client, &namespace, &was).await {
             assert_eq!(webtoon_e2e::pods::image(&pod), "demo-was:1.0.1");
         }
