@@ -11,6 +11,7 @@ use super::release::{Outcome, Releases, Report};
 use crate::api::{ServiceMode, TierStatus, ValidatedStack, WebtoonStackStatus};
 use crate::render::release::Template;
 use crate::render::scaling::{Tier, desired_replicas};
+use crate::render::was::DISCOVERY_SECONDS;
 use crate::render::was::env::public_url;
 
 /// Condition types, part of the API: never renamed.
@@ -157,6 +158,32 @@ fn stateful_tier(
     (v, Some(tier))
 }
 
+/// When every proxy will have learnt of the WAS pods, while that is still ahead of
+/// `now`: [`DISCOVERY_SECONDS`] after the WAS Deployment last became available
+/// (plus the second its transition time is truncated to). Until then a proxy may
+/// still hold the answer that no WAS pod exists, and answer 502.
+pub fn was_discovered_at(
+    observed: &ObservedChildren,
+    now: jiff::Timestamp,
+) -> Option<jiff::Timestamp> {
+    let available_since = observed
+        .was
+        .as_ref()?
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Available" && c.status == "True")?
+        .last_transition_time
+        .as_ref()?
+        .0;
+    let at = available_since
+        .checked_add(jiff::SignedDuration::from_secs(DISCOVERY_SECONDS + 1))
+        .ok()?;
+    (at > now).then_some(at)
+}
+
 /// The `Ready` reason of a stack that served and then lost a tier.
 pub const READY_LOST: &str = "Degraded";
 
@@ -185,6 +212,15 @@ pub fn compute(
         observed.was.as_ref(),
         desired_replicas(stack, Tier::Was, Some(now.0)),
     );
+    let proxy_v = match was_discovered_at(observed, now.0) {
+        Some(at) if proxy_v.ok => verdict(
+            condition::PROXY_READY,
+            false,
+            "DiscoveringWas",
+            format!("the proxy learns of the available WAS pods through the cluster DNS by {at}"),
+        ),
+        _ => proxy_v,
+    };
     let (db_v, db_tier) = stateful_tier(
         condition::DATABASE_READY,
         "database",
@@ -527,6 +563,66 @@ mod tests {
             },
             outcome,
         }
+    }
+
+    #[test]
+    fn the_proxy_serves_once_it_can_have_learnt_of_the_was_pods() {
+        let became_available = "2026-12-01T00:00:00Z";
+        let mut observed = serving();
+        if let Some(status) = observed.was.as_mut().and_then(|d| d.status.as_mut()) {
+            status.conditions = Some(vec![k8s_openapi::api::apps::v1::DeploymentCondition {
+                type_: "Available".to_string(),
+                status: "True".to_string(),
+                last_transition_time: Some(Time(became_available.parse().expect("a timestamp"))),
+                ..Default::default()
+            }]);
+        }
+        let at = |seconds: i64| {
+            let t: jiff::Timestamp = became_available.parse().expect("a timestamp");
+            Time(t + jiff::SignedDuration::from_secs(seconds))
+        };
+        let compute_at = |seconds, previous| {
+            compute(
+                &stack(),
+                Some(1),
+                &observed,
+                &Releases::default(),
+                None,
+                previous,
+                at(seconds),
+            )
+        };
+
+        let learning = compute_at(DISCOVERY_SECONDS, None);
+        let proxy = get(&learning, condition::PROXY_READY).expect("ProxyReady");
+        assert_eq!(
+            (proxy.status.as_str(), proxy.reason.as_str()),
+            ("False", "DiscoveringWas")
+        );
+        assert!(
+            proxy.message.contains("through the cluster DNS"),
+            "{}",
+            proxy.message
+        );
+        assert_eq!(
+            get(&learning, condition::READY).map(|c| c.status.as_str()),
+            Some("False")
+        );
+        assert_eq!(
+            was_discovered_at(&observed, at(DISCOVERY_SECONDS).0),
+            Some(at(DISCOVERY_SECONDS + 1).0),
+            "the controller looks again then"
+        );
+
+        let learnt = compute_at(DISCOVERY_SECONDS + 1, Some(&learning));
+        assert_eq!(
+            get(&learnt, condition::READY).map(|c| c.status.as_str()),
+            Some("True")
+        );
+        assert_eq!(
+            was_discovered_at(&observed, at(DISCOVERY_SECONDS + 1).0),
+            None
+        );
     }
 
     #[test]

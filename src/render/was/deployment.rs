@@ -32,11 +32,16 @@ use crate::render::volumes::mount;
 /// TTL of the cluster DNS answers for Service names (CoreDNS's default).
 const CLUSTER_DNS_TTL_SECONDS: i64 = 5;
 
-/// Seconds a terminating pod keeps serving while endpoints and nginx drop it: the
-/// endpoint update (2 s), the cluster DNS TTL and nginx's own re-resolution interval,
-/// plus a margin, so that nginx has stopped picking the pod before it stops
-/// accepting connections.
-pub const DRAIN_SECONDS: i64 = 2 + CLUSTER_DNS_TTL_SECONDS + RESOLVE_VALID_SECONDS + 3;
+/// Seconds within which every proxy learns of a change in the ready WAS pods: the
+/// endpoint update (2 s), the cluster DNS TTL and nginx's own re-resolution interval.
+/// While no WAS pod was ready the name did not resolve, and both caches hold that
+/// answer just as long.
+pub const DISCOVERY_SECONDS: i64 = 2 + CLUSTER_DNS_TTL_SECONDS + RESOLVE_VALID_SECONDS;
+
+/// Seconds a terminating pod keeps serving while endpoints and nginx drop it:
+/// [`DISCOVERY_SECONDS`] plus a margin, so that nginx has stopped picking the pod
+/// before it stops accepting connections.
+pub const DRAIN_SECONDS: i64 = DISCOVERY_SECONDS + 3;
 
 fn probe(stack: &ValidatedStack, period: i32, failures: i32, initial_delay: i32) -> Probe {
     let was = &stack.spec.was;

@@ -5,7 +5,7 @@ pub mod env;
 mod migration_job;
 mod service;
 
-pub use deployment::{DRAIN_SECONDS, deployment, pod_template};
+pub use deployment::{DISCOVERY_SECONDS, DRAIN_SECONDS, deployment, pod_template};
 pub use migration_job::{MIGRATION_COMPONENT, migration_job, migration_job_name};
 pub use service::{headless_service, headless_service_name, service};
 
