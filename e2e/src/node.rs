@@ -9,8 +9,6 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod, Service};
 use kube::{Api, Client};
 
-use webtoon_operator::render::was::DRAIN_SECONDS;
-
 use crate::kubectl::kubectl;
 
 // The curl, wrk and openssl clients of the tests below the cluster, so both read
@@ -45,29 +43,6 @@ pub async fn curl(args: &[&str]) -> Response {
         .await
         .expect("curl runs (Debian's curl package)");
     clients::parse_curl(&output)
-}
-
-/// How long after a stack turns Ready its proxy may still answer 502: nginx learns
-/// of the new WAS pods by the path a draining pod leaves by (the endpoint update,
-/// the cluster DNS cache, nginx's own re-resolution), and the node programs the
-/// NetworkPolicy rules of a new pod about a second after it starts.
-const PROXY_CATCH_UP: Duration = Duration::from_secs(2 * DRAIN_SECONDS.unsigned_abs());
-
-/// `request` once a second until it answers 200 or [`PROXY_CATCH_UP`] has passed:
-/// the first 200, or the last answer. For the first request to a stack just Ready.
-pub async fn once_served<F, R>(request: F) -> Response
-where
-    F: Fn() -> R,
-    R: std::future::Future<Output = Response>,
-{
-    let deadline = tokio::time::Instant::now() + PROXY_CATCH_UP;
-    loop {
-        let response = request().await;
-        if response.status == 200 || tokio::time::Instant::now() >= deadline {
-            return response;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
 }
 
 /// `GET http://<ip><path>` with the virtual host `host`.

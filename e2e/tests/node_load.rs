@@ -8,9 +8,7 @@ use kube::api::DeleteParams;
 use kube::{Api, Client, ResourceExt};
 use webtoon_e2e::crd::ensure_crd;
 use webtoon_e2e::namespace::within_namespace;
-use webtoon_e2e::node::{
-    finish_wrk, get, once_served, running_pods, service_ip, stack_from_yaml, start_wrk,
-};
+use webtoon_e2e::node::{finish_wrk, get, running_pods, service_ip, stack_from_yaml, start_wrk};
 use webtoon_e2e::operator::{Operator, Scope};
 use webtoon_e2e::proxy_log::ProxyLog;
 use webtoon_e2e::stack;
@@ -50,7 +48,7 @@ async fn real_node_fails_no_request_when_was_pods_go() {
         let name = ready.name_any();
         let host = ready.spec.hosts[0].clone();
         let ip = service_ip(&client, &namespace, &format!("{name}-proxy")).await;
-        let warm = once_served(|| get(&ip, &host, "/episodes")).await;
+        let warm = get(&ip, &host, "/episodes").await;
         assert_eq!(warm.status, 200, "{warm:?}");
         let url = format!("http://{ip}/episodes");
         let was = format!("app.kubernetes.io/instance={name},app.kubernetes.io/component=was");

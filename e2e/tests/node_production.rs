@@ -20,8 +20,8 @@ use webtoon_e2e::crd::ensure_crd;
 use webtoon_e2e::kubectl::kubectl;
 use webtoon_e2e::namespace::within_namespace;
 use webtoon_e2e::node::{
-    Response, TOOLS_CONTAINER, assert_every_pod_runs, curl, once_served, running_pods,
-    self_signed_cert, service_ip, stack_from_yaml, start_tools_pod,
+    Response, TOOLS_CONTAINER, assert_every_pod_runs, curl, running_pods, self_signed_cert,
+    service_ip, stack_from_yaml, start_tools_pod,
 };
 use webtoon_e2e::operator::{Operator, Scope};
 use webtoon_e2e::stack;
@@ -396,7 +396,7 @@ async fn real_node_serves_a_production_stack_over_tls_with_its_limits_and_sale_f
         let ip = service_ip(&client, &namespace, &format!("{NAME}-proxy")).await;
 
         // HTTPS with HTTP/2, the certificate checked for the host, and HSTS.
-        let h2 = once_served(|| https(&ip, &crt, "/episodes", &["--http2"])).await;
+        let h2 = https(&ip, &crt, "/episodes", &["--http2"]).await;
         assert_eq!(h2.status, 200, "HTTPS with HTTP/2: {h2:?}");
         assert_eq!(h2.version, "HTTP/2", "ALPN chose HTTP/2: {h2:?}");
         assert!(

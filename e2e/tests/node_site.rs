@@ -10,9 +10,7 @@ use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use webtoon_e2e::crd::ensure_crd;
 use webtoon_e2e::namespace::within_namespace;
-use webtoon_e2e::node::{
-    assert_every_pod_runs, get, mariadb_as_root, once_served, service_ip, volume_dir,
-};
+use webtoon_e2e::node::{assert_every_pod_runs, get, mariadb_as_root, service_ip, volume_dir};
 use webtoon_e2e::operator::{Operator, Scope};
 use webtoon_e2e::stack;
 
@@ -41,7 +39,7 @@ async fn real_node_serves_the_minimal_example_demo_site() {
         mariadb_as_root(&namespace, &name, &ready.spec.database.name, &insert).await;
 
         let ip = service_ip(&client, &namespace, &format!("{name}-proxy")).await;
-        let first = once_served(|| get(&ip, &host, "/episodes")).await;
+        let first = get(&ip, &host, "/episodes").await;
         assert_eq!(first.status, 200, "{first:?}");
         assert!(first.text().contains("Episode one"), "{}", first.text());
         assert_eq!(first.header("x-cache"), Some("miss"));
