@@ -251,14 +251,16 @@ async fn reconcile_stack(cached: Arc<WebtoonStack>, ctx: &Context, key: &str) ->
         // that is watched, so the stack is looked at again just after each one.
         wakeup = wakeup.min(fire + Duration::from_secs(5));
     }
+    // Nothing watched changes when the proxies have learnt of the WAS pods, or when
+    // a credential falls due: the stack is looked at again just after each.
+    let just_after = |at: jiff::Timestamp| {
+        Duration::try_from(at.duration_since(now)).unwrap_or_default() + Duration::from_secs(1)
+    };
     if let Some(at) = status::was_discovered_at(&children_status, now) {
-        // Nothing watched changes when the proxies have learnt of the WAS pods.
-        let until = Duration::try_from(at.duration_since(now)).unwrap_or_default();
-        wakeup = wakeup.min(until + Duration::from_secs(1));
+        wakeup = wakeup.min(just_after(at));
     }
     if let Some(due) = credentials.next_due {
-        let until = Duration::try_from(due.duration_since(now)).unwrap_or_default();
-        wakeup = wakeup.min(until + Duration::from_secs(1));
+        wakeup = wakeup.min(just_after(due));
     }
     Ok(Action::requeue(
         if releases.progressing || credentials.progressing {
