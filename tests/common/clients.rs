@@ -126,6 +126,9 @@ pub struct WrkReport {
     pub output: String,
 }
 
+/// The fewest requests a run must complete to count as a real load.
+const MIN_REQUESTS: u64 = 1_000;
+
 impl WrkReport {
     /// Asserts a real load ran (over 1,000 requests) and every request got a 2xx or
     /// 3xx response, with no socket error.
@@ -135,13 +138,13 @@ impl WrkReport {
 
     /// Whether [`Self::assert_no_request_failed`] would fail.
     pub fn any_failed(&self) -> bool {
-        self.requests <= 1_000 || self.non_2xx_3xx > 0 || self.socket_errors > 0
+        self.requests <= MIN_REQUESTS || self.non_2xx_3xx > 0 || self.socket_errors > 0
     }
 
     /// [`Self::assert_no_request_failed`], printing `server_side` (the server's own
     /// account of the run) with wrk's output when it fails.
     pub fn assert_no_request_failed_given(&self, server_side: &str) {
-        assert!(self.requests > 1_000, "{}{server_side}", self.output);
+        assert!(self.requests > MIN_REQUESTS, "{}{server_side}", self.output);
         assert_eq!(self.non_2xx_3xx, 0, "{}{server_side}", self.output);
         assert_eq!(self.socket_errors, 0, "{}{server_side}", self.output);
     }
